@@ -1,0 +1,46 @@
+# papersuite: `make repro` sets up and reproduces every paper at the default (cpu) scale;
+# `make test` sets up and runs the whole test suite. Both are safe to run again.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(abspath $(VENV))/bin
+STAMP  := $(VENV)/.installed
+
+export PATH := $(BIN):$(PATH)
+export HF_HUB_OFFLINE := 1
+export DVC_NO_ANALYTICS := 1
+export MPLCONFIGDIR := $(abspath .cache/matplotlib)
+
+.PHONY: setup data repro test golden pipeline browser clean
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(STAMP) data
+
+data: $(STAMP)
+	@$(BIN)/python -m shared.data --check 2>/dev/null || $(BIN)/python -m shared.data
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup browser
+	$(BIN)/python -m pytest
+
+golden: setup
+	$(BIN)/python -m shared.golden
+
+pipeline: $(STAMP)
+	$(BIN)/python -m shared.pipeline
+
+# Debian's chromium for the scorecard's browser test (skipped where it cannot be installed).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the browser test will be skipped"; }
+
+clean:
+	rm -rf results .cache

@@ -1,0 +1,42 @@
+"""Errors that tell the user what was wrong and what is allowed."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+
+class ParameterError(ValueError):
+    """A parameter has an unknown name, a wrong type or a value outside the allowed ones."""
+
+    def __init__(self, name: str, problem: str, allowed: Iterable[str] | str | None = None):
+        message = f"parameter '{name}': {problem}"
+        if allowed is not None:
+            listed = allowed if isinstance(allowed, str) else ", ".join(map(str, allowed))
+            message += f" (allowed: {listed})"
+        super().__init__(message)
+        self.name = name
+
+
+class MissingInputError(FileNotFoundError):
+    """A local dataset or checkpoint that a parameter points to is missing."""
+
+    def __init__(self, param: str, path: str | Path | None, expected: str):
+        where = f"'{path}'" if path else "nothing (the parameter is not set)"
+        super().__init__(
+            f"parameter '{param}' points to {where}, but it must name {expected}. "
+            f"Put the files there, or pass --set {param}=/path/to/it."
+        )
+        self.param = param
+
+
+def require_files(param: str, folder: str | Path | None, names: Iterable[str], what: str) -> Path:
+    """Return ``folder`` as a Path if it holds every file in ``names``; else MissingInputError."""
+    names = list(names)
+    expected = f"{what}: a folder holding {', '.join(names)}"
+    if not folder:
+        raise MissingInputError(param, None, expected)
+    folder = Path(folder).expanduser()
+    missing = [n for n in names if not (folder / n).exists()]
+    if not folder.is_dir() or missing:
+        raise MissingInputError(param, folder, expected + (f" (missing: {', '.join(missing)})" if folder.is_dir() else ""))
+    return folder

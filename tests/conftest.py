@@ -1,0 +1,16 @@
+"""Test-wide environment: offline, quiet, headless, and outputs in a temporary folder.
+
+Set at import time so that the kernels nbval starts inherit it.
+"""
+import os
+import tempfile
+
+_OUTPUT = tempfile.mkdtemp(prefix="papersuite-test-")
+os.environ.update({
+    "PAPERSUITE_OUTPUT_DIR": _OUTPUT,
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "MPLBACKEND": "Agg",
+    "PAPERSUITE_QUIET": "1",
+    "PYTHONHASHSEED": "0",
+})
