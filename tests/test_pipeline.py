@@ -1,0 +1,64 @@
+"""params.yaml, the notebooks, their presets, dvc.yaml and the golden copies stay consistent."""
+import json
+
+import pytest
+import yaml
+
+from shared import catalog, config, pipeline
+from shared.golden import CHECK_MARK, GOLDEN_DIR
+from shared.paths import REPO_ROOT, notebook_path
+from shared.run import load_params, notebook_parameters
+
+PAPERS = list(load_params()["papers"])
+COMMON = set(config.COMMON)
+
+
+def test_imports_are_found_in_every_form():
+    source = "import shared.data\nfrom shared import claims, plots\nfrom shared.models import mlp\nimport numpy"
+    assert pipeline.imported_shared_modules(source) == {
+        "shared.data", "shared.claims", "shared.plots", "shared.models", "shared.models.mlp"}
+
+
+def test_module_closure_follows_imports_transitively():
+    files = {p.name for p in pipeline.module_closure({"shared.run"})}
+    assert {"run.py", "config.py", "errors.py", "paths.py", "results.py"} <= files
+    assert "data.py" not in files
+
+
+def test_dvc_yaml_is_generated_from_params_yaml():
+    assert (REPO_ROOT / "dvc.yaml").read_text() == pipeline.render(), "run `python -m shared.pipeline`"
+
+
+@pytest.mark.parametrize("paper_id", PAPERS)
+def test_notebook_is_stored_clean_with_a_parameters_cell(paper_id):
+    nb = json.loads(notebook_path(paper_id).read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert not any(c.get("outputs") or c.get("execution_count") for c in code)
+    assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert any("".join(c["source"]).startswith(CHECK_MARK) for c in code), "no verdict cell for nbval"
+    assert any("".join(c["source"]).startswith("## Deviations from the paper")
+               for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("paper_id", PAPERS)
+def test_presets_params_yaml_and_notebook_agree(paper_id):
+    declared = notebook_parameters(paper_id)
+    presets = config.load_presets(paper_id)
+    knobs = set(presets["cpu"])
+    assert all(set(p) == knobs for p in presets.values()), "every scale sets the same knobs"
+    assert COMMON <= set(declared), "scale, seed and device are parameters"
+    assert knobs <= set(declared), f"preset knobs missing from the parameters cell: {knobs - set(declared)}"
+    block = load_params()["papers"][paper_id] or {}
+    assert set(block) <= set(declared)
+    assert declared["scale"]["default"].strip("\"'") == "cpu"
+
+
+@pytest.mark.parametrize("paper_id", PAPERS)
+def test_every_paper_has_a_catalog_entry_and_a_golden_notebook(paper_id):
+    assert paper_id in catalog.PAPERS
+    golden = GOLDEN_DIR / f"{paper_id}.ipynb"
+    assert golden.exists(), f"run `python -m shared.golden {paper_id}`"
+    injected = [c for c in json.loads(golden.read_text())["cells"]
+                if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "scale = \"smoke\"" in "".join(injected[0]["source"])
