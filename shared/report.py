@@ -1,0 +1,303 @@
+"""The reproduction scorecard: ``python -m shared.report [--readme | --check]``.
+
+Reads the paper list from ``params.yaml`` and each ``results/<id>/`` the runner wrote, then
+writes ``results/index.html`` (a static, offline page), or rewrites / checks the results table
+between the ``<!-- results:start -->`` and ``<!-- results:end -->`` markers of ``README.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jinja2
+import nbformat
+import yaml
+from markupsafe import Markup
+
+from shared.claims import fmt
+from shared.paths import REPO_ROOT
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+DEVIATIONS_HEADING = "## Deviations from the paper"
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+OPS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}
+
+
+# ---------------------------------------------------------------- data loading
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the report reads and writes, relative to one repository root."""
+
+    root: Path
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def page(self) -> Path:
+        return self.results / "index.html"
+
+    @property
+    def readme(self) -> Path:
+        return self.root / "README.md"
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    statement: str
+    measured: Any
+    op: str
+    threshold: Any
+    verdict: str
+    note: str = ""
+
+
+@dataclass
+class PaperResult:
+    """One paper as the scorecard shows it: citation, verdicts, figures, provenance."""
+
+    id: str
+    citation: Any | None                 # a shared.catalog.Paper, or None if not catalogued
+    source_notebook: Path
+    folder: Path
+    ran: bool = False
+    failed_notebook: Path | None = None  # the runner's record of a failed last attempt
+    claims: list[Claim] = field(default_factory=list)
+    passed: int = 0
+    total: int = 0
+    run: dict[str, Any] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)  # CSV curves, in the folder or tables/
+    deviations: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.citation.title if self.citation else self.id
+
+    @property
+    def scale(self) -> str | None:
+        return self.run.get("scale")
+
+    @property
+    def status(self) -> str:
+        """not-run | unchecked (no PASS/FAIL claim) | pass (all hold) | partial | fail."""
+        if not self.ran:
+            return "not-run"
+        if not self.total:
+            return "unchecked"
+        if self.passed == self.total:
+            return "pass"
+        return "partial" if self.passed else "fail"
+
+
+def paper_ids(params_file: Path) -> list[str]:
+    """The papers listed under ``papers:`` in params.yaml, in file order."""
+    params = yaml.safe_load(params_file.read_text()) or {}
+    return list(params.get("papers") or {})
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def deviations_text(executed: Path) -> str | None:
+    """The body of the notebook's ``## Deviations from the paper`` markdown cell."""
+    if not executed.exists():
+        return None
+    notebook = nbformat.read(executed, as_version=4)
+    for cell in notebook.cells:
+        text = cell.source.lstrip()
+        if cell.cell_type == "markdown" and text.startswith(DEVIATIONS_HEADING):
+            return text[len(DEVIATIONS_HEADING):].strip()
+    return None
+
+
+def load_paper(paper_id: str, layout: Layout, catalog: Mapping[str, Any]) -> PaperResult:
+    """Everything ``results/<id>/`` holds about one paper; ``ran`` is False without claims.json."""
+    folder = layout.results / paper_id
+    failed = layout.results / "failed" / f"{paper_id}.ipynb"
+    paper = PaperResult(
+        id=paper_id, citation=catalog.get(paper_id), folder=folder,
+        source_notebook=layout.notebooks / f"{paper_id}.ipynb",
+        failed_notebook=failed if failed.exists() else None,
+    )
+    claims = read_json(folder / "claims.json")
+    if not claims:
+        return paper
+    paper.ran = True
+    paper.claims = [Claim(**c) for c in claims.get("claims", [])]
+    paper.passed, paper.total = claims.get("passed", 0), claims.get("total", 0)
+    paper.run = read_json(folder / "run.json") or {"scale": claims.get("scale")}
+    paper.figures = sorted((folder / "figures").glob("*.png"))
+    paper.tables = sorted(folder.rglob("*.csv"))
+    paper.deviations = deviations_text(folder / "notebook.ipynb")
+    return paper
+
+
+def load_papers(layout: Layout, catalog: Mapping[str, Any]) -> list[PaperResult]:
+    return [load_paper(pid, layout, catalog) for pid in paper_ids(layout.params)]
+
+
+# ---------------------------------------------------------------- formatting
+
+def duration(seconds: float | None) -> str:
+    """Wall time for people: ``8.4 s``, ``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    if seconds is None:
+        return "–"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def value(x: Any) -> str:
+    """A measured value or threshold as the notebook prints it (3 significant digits)."""
+    if x is None:
+        return "–"
+    if isinstance(x, (int, float)):
+        return fmt(x)
+    return str(x)
+
+
+def condition(claim: Claim) -> str:
+    """``≤ 0.01`` for a checked claim, empty for an INFO one."""
+    if not claim.op:
+        return ""
+    return f"{OPS.get(claim.op, claim.op)} {value(claim.threshold)}"
+
+
+def render_markdown(text: str) -> Markup:
+    """Markdown to HTML with markdown-it-py (raw HTML off); a ``<pre>`` where it is missing."""
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:
+        return Markup("<pre>{}</pre>").format(text)
+    return Markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(text))
+
+
+# ---------------------------------------------------------------- rendering
+
+def environment(page_dir: Path) -> jinja2.Environment:
+    """Jinja environment whose ``href`` filter makes paths relative to the page."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        href=lambda path: Path(os.path.relpath(path, page_dir)).as_posix(),
+        duration=duration, value=value, condition=condition, markdown=render_markdown,
+        pretty=lambda data: json.dumps(data, indent=2, sort_keys=True),
+    )
+    return env
+
+
+def summary(papers: list[PaperResult]) -> dict[str, Any]:
+    """Suite-wide counts for the page header; ``latest`` comes from run.json, never the clock."""
+    ran = [p for p in papers if p.ran]
+    return {
+        "papers": len(papers), "ran": len(ran),
+        "reproduced": sum(p.status == "pass" for p in ran),
+        "passed": sum(p.passed for p in ran), "total": sum(p.total for p in ran),
+        "wall_time_s": sum(p.run.get("wall_time_s") or 0 for p in ran),
+        "latest": max((p.run.get("started") or "" for p in ran), default=""),
+    }
+
+
+def render_html(papers: list[PaperResult], page: Path) -> str:
+    """The scorecard page; figures are referenced by paths relative to ``page``."""
+    template = environment(page.parent).get_template("report.html.j2")
+    return template.render(papers=papers, summary=summary(papers))
+
+
+def readme_table(papers: list[PaperResult]) -> str:
+    """The README's markdown results table."""
+    rows = ["| paper | claims passed | scale | wall time |", "|---|---|---|---|"]
+    for p in papers:
+        claims = f"{p.passed}/{p.total}" if p.ran else "not run"
+        scale = p.scale or "–"
+        wall = duration(p.run.get("wall_time_s")) if p.ran else "–"
+        name = f"[{p.title}]({p.citation.url}) (`{p.id}`)" if p.citation else f"`{p.id}`"
+        rows.append(f"| {name} | {claims} | {scale} | {wall} |")
+    return "\n".join(rows)
+
+
+def replace_block(readme: str, table: str) -> str:
+    """README text with the block between the results markers replaced by ``table``."""
+    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.DOTALL)
+    if not pattern.search(readme):
+        raise ValueError(f"README.md has no '{README_START}' ... '{README_END}' block")
+    block = f"{README_START}\n{table}\n{README_END}"
+    return pattern.sub(lambda _: block, readme, count=1)
+
+
+# ---------------------------------------------------------------- CLI
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def sync_readme(readme: Path, papers: list[PaperResult], check: bool) -> int:
+    """Rewrite README's results block, or (``check``) return 1 if it differs from the results."""
+    current = readme.read_text(encoding="utf-8")
+    updated = replace_block(current, readme_table(papers))
+    if check:
+        if updated == current:
+            return 0
+        print(f"{readme.name}'s results table is stale: run `python -m shared.report --readme`",
+              file=sys.stderr)
+        return 1
+    write_text(readme, updated)
+    print(f"updated the results table in {readme}")
+    return 0
+
+
+def main(argv: Iterable[str] | None = None, catalog: Mapping[str, Any] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.report",
+                                     description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--readme", action="store_true",
+                      help="rewrite the results table in README.md instead of the page")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 if README.md's results table is stale")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT,
+                        help="repository root to read and write (default: this checkout)")
+    args = parser.parse_args(argv)
+    if catalog is None:
+        from shared.catalog import PAPERS as catalog
+    layout = Layout(args.root)
+    papers = load_papers(layout, catalog)
+    if not (args.readme or args.check):
+        write_text(layout.page, render_html(papers, layout.page))
+        print(f"wrote {layout.page}")
+        return 0
+    try:
+        return sync_readme(layout.readme, papers, check=args.check)
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
