@@ -26,6 +26,7 @@ data: $(STAMP)
 
 repro: setup
 	$(BIN)/dvc repro
+	$(BIN)/python -m shared.report --readme
 
 test: setup browser
 	$(BIN)/python -m pytest

@@ -90,6 +90,16 @@ def paper_stage(paper_id: str) -> dict:
     }
 
 
+def report_stage(ids: list[str]) -> dict:
+    """The scorecard: aggregates every paper's results into results/index.html."""
+    modules = module_closure({"shared.report", "shared.catalog"})
+    deps = sorted(p.relative_to(REPO_ROOT).as_posix() for p in modules) + ["shared/templates"]
+    for i in ids:
+        deps += [f"results/{i}/{name}" for name in ("notebook.ipynb", "figures", "claims.json", "run.json")]
+    return {"cmd": "python -m shared.report", "deps": deps,
+            "outs": [{"results/index.html": {"cache": False}}]}
+
+
 def papers() -> list[str]:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     return list(params["papers"])
@@ -101,7 +111,7 @@ def render() -> str:
     if missing:
         raise FileNotFoundError(f"params.yaml lists papers without a notebook in {NOTEBOOKS_DIR}: {missing}")
     spec = {
-        "stages": {i: paper_stage(i) for i in ids},
+        "stages": {**{i: paper_stage(i) for i in ids}, "report": report_stage(ids)},
         "plots": [f"results/{i}/figures" for i in ids],
     }
     return HEADER + yaml.safe_dump(spec, sort_keys=False, width=100)

@@ -7,6 +7,7 @@ between the ``<!-- results:start -->`` and ``<!-- results:end -->`` markers of `
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -231,15 +232,38 @@ def render_html(papers: list[PaperResult], page: Path) -> str:
     return template.render(papers=papers, summary=summary(papers))
 
 
+def claims_digest(paper: PaperResult) -> str:
+    """md5 of the paper's claims.json: the same hash dvc.lock records for it."""
+    return hashlib.md5((paper.folder / "claims.json").read_bytes()).hexdigest()
+
+
+def lock_digests(lock_file: Path) -> dict[str, str]:
+    """claims.json md5 per paper, as dvc.lock pins it."""
+    lock = yaml.safe_load(lock_file.read_text()) if lock_file.exists() else {}
+    digests = {}
+    for stage_id, stage in (lock or {}).get("stages", {}).items():
+        for out in stage.get("outs", []):
+            if out["path"] == f"results/{stage_id}/claims.json":
+                digests[stage_id] = out["md5"]
+    return digests
+
+
+def readme_digests(readme: str) -> dict[str, str]:
+    """The claims.json hashes recorded in README's results block."""
+    found = re.search(r"<!-- claims\.json md5: (.*?) -->", readme)
+    return dict(item.split("=") for item in found.group(1).split()) if found else {}
+
+
 def readme_table(papers: list[PaperResult]) -> str:
-    """The README's markdown results table."""
-    rows = ["| paper | claims passed | scale | wall time |", "|---|---|---|---|"]
+    """The README's markdown results table, with the claims.json hashes it was made from."""
+    rows = ["| paper | claims passed | scale |", "|---|---|---|"]
     for p in papers:
         claims = f"{p.passed}/{p.total}" if p.ran else "not run"
         scale = p.scale or "–"
-        wall = duration(p.run.get("wall_time_s")) if p.ran else "–"
         name = f"[{p.title}]({p.citation.url}) (`{p.id}`)" if p.citation else f"`{p.id}`"
-        rows.append(f"| {name} | {claims} | {scale} | {wall} |")
+        rows.append(f"| {name} | {claims} | {scale} |")
+    digests = " ".join(f"{p.id}={claims_digest(p)}" for p in papers if p.ran)
+    rows.append(f"<!-- claims.json md5: {digests} -->")
     return "\n".join(rows)
 
 

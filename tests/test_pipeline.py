@@ -62,3 +62,11 @@ def test_every_paper_has_a_catalog_entry_and_a_golden_notebook(paper_id):
     injected = [c for c in json.loads(golden.read_text())["cells"]
                 if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "scale = \"smoke\"" in "".join(injected[0]["source"])
+
+
+def test_readme_results_table_was_made_from_the_committed_dvc_lock():
+    """The README's table records the claims.json hashes it was made from; dvc.lock pins them."""
+    from shared.report import lock_digests, readme_digests
+
+    readme = readme_digests((REPO_ROOT / "README.md").read_text())
+    assert readme == lock_digests(REPO_ROOT / "dvc.lock"), "run `make repro` (it refreshes the table)"

@@ -126,11 +126,11 @@ def test_readme_block_update_and_staleness_check(repo, capsys):
     assert updated.endswith("<!-- results:end -->\n\nMore text.\n")
     for row in [
         "| [A Toy Paper Whose Claims Hold](https://arxiv.org/abs/2210.00001) (`toy_pass`) "
-        "| 2/2 | cpu | 1 min 23 s |",
+        "| 2/2 | cpu |",
         "| [A Toy Paper With One Failing Claim](https://arxiv.org/abs/2406.00002) (`toy_fail`) "
-        "| 1/2 | cpu | 7.2 s |",
+        "| 1/2 | cpu |",
         "| [A Toy Paper Nobody Ran](https://arxiv.org/abs/2505.00003) (`toy_missing`) "
-        "| not run | – | – |",
+        "| not run | – |",
     ]:
         assert row in updated.splitlines()
 
@@ -160,3 +160,17 @@ def test_status(ran, passed, total, status):
     paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=ran,
                                passed=passed, total=total)
     assert paper.status == status
+
+
+def test_readme_block_records_the_claims_hashes_that_dvc_lock_pins(tmp_path):
+    from shared import report
+
+    readme = "<!-- results:start -->\n| x |\n<!-- claims.json md5: a=0123 b=4567 -->\n<!-- results:end -->"
+    assert report.readme_digests(readme) == {"a": "0123", "b": "4567"}
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  a:\n    cmd: x\n    outs:\n"
+        "    - path: results/a/claims.json\n      md5: '0123'\n      size: 1\n"
+        "    - path: results/a/figures\n      md5: ffff.dir\n")
+    assert report.lock_digests(lock) == {"a": "0123"}
+    assert report.lock_digests(tmp_path / "none.lock") == {}
