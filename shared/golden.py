@@ -7,6 +7,7 @@ else, and figures stay out of git.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ def strip_unchecked(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def refresh(paper_id: str) -> Path:
+    os.environ["PAPERSUITE_THREADS"] = "1"  # as in tests/conftest.py: identical float reductions
     parameters = build_parameters(paper_id, "smoke", [], use_params_file=False)
     with tempfile.TemporaryDirectory() as tmp:
         out = execute(paper_id, parameters, Path(tmp) / paper_id)

@@ -13,4 +13,7 @@ os.environ.update({
     "MPLBACKEND": "Agg",
     "PAPERSUITE_QUIET": "1",
     "PYTHONHASHSEED": "0",
+    # one torch thread, as when the golden notebooks were made: same float reductions, and no
+    # oversubscription when the machine is busy
+    "PAPERSUITE_THREADS": "1",
 })
