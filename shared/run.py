@@ -91,14 +91,22 @@ def check_type(name: str, value: Any, type_name: str) -> Any:
 
 
 def parse_sets(sets: Iterable[str], declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    values = {}
+    """``key=value`` strings to typed values; ``dict_param.key=value`` sets one entry of a dict."""
+    values: dict[str, Any] = {}
     for item in sets:
         name, sep, raw = item.partition("=")
         if not sep:
             raise ParameterError(item, "--set takes key=value")
+        name, _, entry = name.partition(".")
         if name not in declared:
             raise ParameterError(name, "is not a parameter of this notebook", sorted(declared))
-        values[name] = parse_value(name, raw, declared[name]["inferred_type_name"])
+        type_name = declared[name]["inferred_type_name"]
+        if entry and type_name != "dict":
+            raise ParameterError(name, f"has type {type_name}, so '{name}.{entry}' cannot be set")
+        if entry:
+            values.setdefault(name, {})[entry] = yaml.safe_load(raw)
+        else:
+            values[name] = parse_value(name, raw, type_name)
     return values
 
 

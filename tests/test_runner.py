@@ -97,3 +97,12 @@ def test_failed_run_leaves_nothing_trusted(demo):
     failed = demo / "results" / "failed" / "demo.ipynb"
     assert "asked to fail" in failed.read_text()
     assert not any((demo / "results" / ".staging").iterdir())
+
+
+def test_one_entry_of_a_dict_parameter_can_be_set(demo):
+    nb = (demo / "notebooks" / "demo.ipynb")
+    nb.write_text(nb.read_text().replace("fail: bool = False", "fail: bool = False\\npaths: dict = None"))
+    got = run.build_parameters("demo", None, ["paths.a=/x", "paths.b=/y"], use_params_file=False)
+    assert got["paths"] == {"a": "/x", "b": "/y"}
+    with pytest.raises(ParameterError, match="'steps': has type int"):
+        run.build_parameters("demo", None, ["steps.a=1"])
