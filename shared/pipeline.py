@@ -100,6 +100,20 @@ def report_stage(ids: list[str]) -> dict:
             "outs": [{"results/index.html": {"cache": False}}]}
 
 
+def plots(ids: list[str]) -> list:
+    """Each paper's figures, and its curves as scatter plots (tables hold several runs)."""
+    from shared.catalog import PAPERS
+
+    entries: list = []
+    for i in ids:
+        entries.append(f"results/{i}/figures")
+        for curve in PAPERS[i].curves if i in PAPERS else ():
+            entries.append({f"{i}: {', '.join(curve.y)} vs {curve.x}": {
+                "template": "scatter", "x": curve.x,
+                "y": {f"results/{i}/tables/{curve.table}.csv": list(curve.y)}}})
+    return entries
+
+
 def papers() -> list[str]:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     return list(params["papers"])
@@ -112,7 +126,7 @@ def render() -> str:
         raise FileNotFoundError(f"params.yaml lists papers without a notebook in {NOTEBOOKS_DIR}: {missing}")
     spec = {
         "stages": {**{i: paper_stage(i) for i in ids}, "report": report_stage(ids)},
-        "plots": [f"results/{i}/figures" for i in ids],
+        "plots": plots(ids),
     }
     return HEADER + yaml.safe_dump(spec, sort_keys=False, width=100)
 

@@ -1,0 +1,1 @@
+"""Gradient descent on a Transformer with residual connections (paper ``residual_convergence``)."""
