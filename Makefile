@@ -21,8 +21,11 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 
 setup: $(STAMP) data
 
+# materialize data/ if it differs from data.dvc's hash (it fails if a fresh one differs too),
+# then put it in DVC's cache so that `dvc status` and `dvc checkout` know it
 data: $(STAMP)
 	@$(BIN)/python -m shared.data --check 2>/dev/null || $(BIN)/python -m shared.data
+	@$(BIN)/dvc commit -q -f data.dvc
 
 repro: setup
 	$(BIN)/dvc repro
