@@ -17,3 +17,10 @@ os.environ.update({
     # oversubscription when the machine is busy
     "PAPERSUITE_THREADS": "1",
 })
+
+
+def pytest_sessionstart(session):
+    """Unit tests use the same thread count as the kernels (PAPERSUITE_THREADS above)."""
+    from shared.runtime import set_threads
+
+    set_threads()

@@ -45,8 +45,6 @@ def test_missing_model_folder_names_the_parameter(tmp_path):
 
 
 def test_local_folder_round_trip(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     tok = llm.toy_tokenizer()
     model = llm.random_llama(len(tok), n_layers=2)
     model.save_pretrained(tmp_path)
@@ -58,4 +56,3 @@ def test_local_folder_round_trip(tmp_path):
         torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
     parts = llm.decoder_parts(loaded)
     assert parts.n_layers == 2 and parts.unembed is loaded.lm_head and loaded_tok("c->")["input_ids"] == tok("c->")["input_ids"]
-    torch.set_num_threads(threads)

@@ -13,12 +13,9 @@ TEXTS = ["a->b\nc->", "a,b,c->c\nd,e->", "x->", "p->P\nq->Q\nr->R\ns->"]
 
 @pytest.fixture(scope="module")
 def lm():
-    """A 3-layer random Llama; one thread, since threads only add overhead at this size."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """A 3-layer random Llama and its toy tokenizer."""
     tok = toy_tokenizer()
-    yield random_llama(len(tok), n_layers=3, seed=0), tok
-    torch.set_num_threads(threads)
+    return random_llama(len(tok), n_layers=3, seed=0), tok
 
 
 def test_left_padded_batch_matches_single_runs(lm):

@@ -21,15 +21,6 @@ from shared.residual_transformer.training import DIVERGED, FINISHED, train_gd
 D64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second thread only spins, and on a busy 2-core machine it is 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(alpha: float = 1.0, beta: float = 1.0, layers: int = 1, d: int = 6, seed: int = 0):
     return ResidualTransformer(d, 5, 2, alpha=alpha, beta=beta, layers=layers,
                                generator=torch.Generator().manual_seed(seed))
