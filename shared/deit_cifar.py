@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from shared.errors import MissingInputError, require_files
+from shared.errors import require_hf_folder
 from shared.exits import ExitHeads
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -22,10 +22,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def require_deit(deit_path: str | Path | None) -> Path:
     """The local DeiT folder, or MissingInputError naming ``deit_path`` and the expected files."""
     what = "a Hugging Face ViT/DeiT folder (e.g. facebook/deit-small-patch16-224 saved with save_pretrained)"
-    folder = require_files("deit_path", deit_path, ["config.json"], what)
-    if not any((folder / name).exists() for name in ("model.safetensors", "pytorch_model.bin")):
-        raise MissingInputError("deit_path", folder, f"{what}, with weights in model.safetensors or pytorch_model.bin")
-    return folder
+    return require_hf_folder("deit_path", deit_path, what)
 
 
 def processor_statistics(folder: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:

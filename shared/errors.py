@@ -40,3 +40,12 @@ def require_files(param: str, folder: str | Path | None, names: Iterable[str], w
     if not folder.is_dir() or missing:
         raise MissingInputError(param, folder, expected + (f" (missing: {', '.join(missing)})" if folder.is_dir() else ""))
     return folder
+
+
+def require_hf_folder(param: str, folder: str | Path | None, what: str,
+                      files: Iterable[str] = ("config.json",)) -> Path:
+    """A local Hugging Face folder (``save_pretrained`` output): ``files`` and weights, else MissingInputError."""
+    folder = require_files(param, folder, files, what)
+    if not any(any(folder.glob(pattern)) for pattern in ("*.safetensors", "*.bin")):
+        raise MissingInputError(param, folder, f"{what}, with weights (model.safetensors, pytorch_model.bin or their shards)")
+    return folder

@@ -16,21 +16,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from shared.errors import MissingInputError, require_files
+from shared.errors import require_files, require_hf_folder
 from shared.exits import EXIT_NORMS, MODES, check_choice, exit_loss, exit_weights, saturation_layer
 from shared.progress import progress
 
 WIKITEXT_FILES = {"train": "wiki.train.raw", "valid": "wiki.valid.raw", "test": "wiki.test.raw"}
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def require_gpt2(gpt2_path: str | Path | None) -> Path:
     """The local GPT-2 folder, or MissingInputError naming ``gpt2_path`` and the expected files."""
     what = "a Hugging Face GPT-2 folder (e.g. openai-community/gpt2 saved with save_pretrained)"
-    folder = require_files("gpt2_path", gpt2_path, ["config.json", "tokenizer_config.json"], what)
-    if not any((folder / name).exists() for name in WEIGHT_FILES):
-        raise MissingInputError("gpt2_path", folder, f"{what}, with weights in {' or '.join(WEIGHT_FILES)}")
-    return folder
+    return require_hf_folder("gpt2_path", gpt2_path, what, ["config.json", "tokenizer_config.json"])
 
 
 def require_wikitext(wikitext_dir: str | Path | None) -> dict[str, Path]:

