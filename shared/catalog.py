@@ -1,7 +1,12 @@
-"""The papers of the suite: citation data shown in notebooks and on the scorecard."""
+"""The papers of the suite (``shared/catalog.yaml``): citation data and the curves ``dvc plots`` draws."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+CATALOG_FILE = Path(__file__).resolve().parent / "catalog.yaml"
 
 
 @dataclass(frozen=True)
@@ -27,21 +32,12 @@ class Paper:
         return f"https://arxiv.org/abs/{self.arxiv}"
 
 
-PAPERS: dict[str, Paper] = {p.id: p for p in [
-    Paper("nc_losses", "Are All Losses Created Equal: A Neural Collapse Perspective",
-          "Jinxin Zhou, Chong You, Xiao Li, Kangning Liu, Sheng Liu, Qing Qu, Zhihui Zhu",
-          "NeurIPS 2022", "2210.02192",
-          (Curve("training_curves", "epoch", ("test_acc", "nc1", "nc3")), Curve("ufm_curves", "step", ("nc1",)))),
-    Paper("residual_convergence",
-          "On the Convergence of Gradient Descent on Learning Transformers with Residual Connections",
-          "Zhen Qin, Jinxin Zhou, Zhihui Zhu", "arXiv preprint 2025", "2506.05249",
-          (Curve("loss_curves", "step", ("loss",)), Curve("spectra", "step", ("kappa",)))),
-    Paper("layerwise_similarity",
-          "Tracing Representation Progression: Analyzing and Enhancing Layer-Wise Similarity",
-          "Jiachen Jiang, Jinxin Zhou, Zhihui Zhu", "ICLR 2025", "2406.14479",
-          (Curve("layerwise", "layer", ("accuracy", "cos_with_last")),)),
-    Paper("icl_compression",
-          "From Compression to Expansion: A Layerwise Analysis of In-Context Learning",
-          "Jiachen Jiang, Yuxin Dong, Jinxin Zhou, Zhihui Zhu", "arXiv preprint 2025", "2505.17322",
-          (Curve("tdnv_curves", "layer", ("tdnv",)),)),
-]}
+def load(path: Path = CATALOG_FILE) -> dict[str, Paper]:
+    """Every catalogued paper by id."""
+    entries = yaml.safe_load(path.read_text()) or {}
+    return {pid: Paper(pid, e["title"], e["authors"], e["venue"], str(e["arxiv"]),
+                       tuple(Curve(c["table"], c["x"], tuple(c["y"])) for c in e.get("curves") or ()))
+            for pid, e in entries.items()}
+
+
+PAPERS: dict[str, Paper] = load()

@@ -38,32 +38,37 @@ def imported_shared_modules(source: str, package: str = "shared") -> set[str]:
 
 
 def module_path(module: str) -> Path | None:
-    """The file (or package folder) of a ``shared`` module, or None if it is not a module."""
-    relative = Path(*module.split("."))
-    if (REPO_ROOT / relative).is_dir():
-        return REPO_ROOT / relative
-    file = (REPO_ROOT / relative).with_suffix(".py")
+    """The file of a ``shared`` module (a package's ``__init__.py``), or None if it is not a module."""
+    relative = REPO_ROOT / Path(*module.split("."))
+    if (relative / "__init__.py").exists():
+        return relative / "__init__.py"
+    file = relative.with_suffix(".py")
     return file if file.exists() else None
 
 
-def _sources(path: Path) -> list[str]:
-    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    return [f.read_text() for f in files]
+def parent_packages(module: str) -> set[str]:
+    """The packages Python imports before ``module``: ``shared.a.b`` -> ``shared``, ``shared.a``."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
 
 
 def module_closure(roots: set[str]) -> set[Path]:
-    """Files and package folders of ``roots`` and of every ``shared`` module they import."""
+    """Files of ``roots``, of every ``shared`` module they import (transitively) and of their packages.
+
+    A package counts as its ``__init__.py`` plus the submodules actually imported, so that editing
+    one toolkit module marks only the stages that import it.
+    """
     seen: set[Path] = set()
     todo = list(roots)
     while todo:
-        path = module_path(todo.pop())
+        module = todo.pop()
+        path = module_path(module)
         if path is None or path in seen:
             continue
         seen.add(path)
-        for source in _sources(path):
-            todo.extend(imported_shared_modules(source))
-    # a package folder already covers the files inside it
-    return {p for p in seen if not any(d != p and d.is_dir() and d in p.parents for d in seen)}
+        todo.extend(parent_packages(module))
+        todo.extend(imported_shared_modules(path.read_text()))
+    return seen
 
 
 def notebook_source(paper_id: str) -> str:
@@ -75,7 +80,7 @@ def notebook_source(paper_id: str) -> str:
 
 def paper_stage(paper_id: str) -> dict:
     modules = module_closure(imported_shared_modules(notebook_source(paper_id)) | {RUNNER})
-    deps = [f"notebooks/{paper_id}.ipynb", f"shared/presets/{paper_id}.yaml", "shared/__init__.py"]
+    deps = [f"notebooks/{paper_id}.ipynb", f"shared/presets/{paper_id}.yaml"]
     deps += sorted(p.relative_to(REPO_ROOT).as_posix() for p in modules)
     if PACKAGE / "data.py" in modules:
         deps.append("data")
@@ -93,7 +98,8 @@ def paper_stage(paper_id: str) -> dict:
 def report_stage(ids: list[str]) -> dict:
     """The scorecard: aggregates every paper's results into results/index.html."""
     modules = module_closure({"shared.report", "shared.catalog"})
-    deps = sorted(p.relative_to(REPO_ROOT).as_posix() for p in modules) + ["shared/templates"]
+    deps = sorted(p.relative_to(REPO_ROOT).as_posix() for p in modules)
+    deps += ["shared/catalog.yaml", "shared/templates"]
     for i in ids:
         deps += [f"results/{i}/{name}" for name in ("notebook.ipynb", "figures", "claims.json", "run.json")]
     return {"cmd": "python -m shared.report", "deps": deps,
@@ -102,12 +108,13 @@ def report_stage(ids: list[str]) -> dict:
 
 def plots(ids: list[str]) -> list:
     """Each paper's figures, and its curves as scatter plots (tables hold several runs)."""
-    from shared.catalog import PAPERS
+    from shared.catalog import load
 
+    catalogue = load()  # read now: `shared.new` appends to it in the same process
     entries: list = []
     for i in ids:
         entries.append(f"results/{i}/figures")
-        for curve in PAPERS[i].curves if i in PAPERS else ():
+        for curve in catalogue[i].curves if i in catalogue else ():
             entries.append({f"{i}: {', '.join(curve.y)} vs {curve.x}": {
                 "template": "scatter", "x": curve.x,
                 "y": {f"results/{i}/tables/{curve.table}.csv": list(curve.y)}}})

@@ -14,9 +14,9 @@ COMMON = set(config.COMMON)
 
 
 def test_imports_are_found_in_every_form():
-    source = "import shared.data\nfrom shared import claims, plots\nfrom shared.models import mlp\nimport numpy"
+    source = "import shared.data\nfrom shared import claims, plots\nfrom shared.toolkit.models import mlp\nimport numpy"
     assert pipeline.imported_shared_modules(source) == {
-        "shared.data", "shared.claims", "shared.plots", "shared.models", "shared.models.mlp"}
+        "shared.data", "shared.claims", "shared.plots", "shared.toolkit.models", "shared.toolkit.models.mlp"}
 
 
 def test_module_closure_follows_imports_transitively():

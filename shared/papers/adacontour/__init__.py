@@ -1,0 +1,1 @@
+"""Paper ``adacontour``: AdaContour: Adaptive Contour Descriptor with Hierarchical Representation."""

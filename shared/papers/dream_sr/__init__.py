@@ -1,0 +1,1 @@
+"""Paper ``dream_sr``: DREAM: Diffusion Rectification and Estimation-Adaptive Models."""

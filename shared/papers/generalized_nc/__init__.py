@@ -1,0 +1,1 @@
+"""Paper ``generalized_nc``: Generalized Neural Collapse for a Large Number of Classes."""

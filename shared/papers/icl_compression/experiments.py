@@ -1,0 +1,149 @@
+"""The experiments of icl_compression: TDNV and ICL accuracy over K, task vectors, bias-variance, noise.
+
+Prompts are drawn from ``numpy.random.default_rng([seed, stream, task, K, noise])``, so one
+experiment's prompts do not depend on the other experiments or on the K grid.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from shared.papers.icl_compression.metrics import relative_bias_variance, tdnv_per_layer
+from shared.papers.icl_compression.states import LastTokenRun, logit_lens_top1, patched_top1, run_last_token
+from shared.papers.icl_compression.tasks import DEFAULT_FORMAT, TASKS, Prompt, answer_token_id, make_prompts
+
+STREAM_ICL, STREAM_QUERIES, STREAM_BIAS, STREAM_NOISE = range(4)
+TASK_IDS = {name: i for i, name in enumerate(TASKS)}
+
+
+def prompt_rng(seed: int, stream: int, task: str, k: int, noise_ratio: float = 0.0) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, TASK_IDS[task], k, round(noise_ratio * 1000)])
+
+
+@dataclass
+class IclEval:
+    """Prompts of several tasks, their answer tokens, and one pass of the model over them."""
+
+    tasks: list[str]
+    prompts: list[Prompt]
+    answers: torch.Tensor  # (n,) answer token ids
+    run: LastTokenRun
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([self.tasks.index(p.task) for p in self.prompts])
+
+    def accuracy(self) -> float:
+        """ICL accuracy: the greedy next token is the answer token."""
+        return float((self.run.top1 == self.answers).double().mean())
+
+    def task_accuracy(self) -> dict[str, float]:
+        correct = (self.run.top1 == self.answers).numpy()
+        return {t: float(correct[self.labels == i].mean()) for i, t in enumerate(self.tasks)}
+
+    def early_exit_accuracy(self, model) -> np.ndarray:
+        """(L,) logit-lens accuracy of ``model`` (the one that ran) after each layer; at L the ICL accuracy."""
+        return (logit_lens_top1(model, self.run) == self.answers).double().mean(1).numpy()
+
+    def tdnv(self, reduce: str = "mean") -> np.ndarray:
+        """(L,) TDNV per layer, index 0 = layer 1."""
+        return tdnv_per_layer(self.run.states, self.labels, reduce)
+
+    def task_vectors(self) -> torch.Tensor:
+        """(L, T, d) per-task mean of the block outputs (pre-norm at L): what a patch inserts."""
+        blocks, labels = self.run.block_outputs(), torch.as_tensor(self.labels)
+        return torch.stack([blocks[:, labels == i].mean(1) for i in range(len(self.tasks))], 1)
+
+
+def evaluate(model, tokenizer, prompts: list[Prompt], tasks: list[str], batch_size: int,
+             desc: str | None = None) -> IclEval:
+    """Answer tokens of ``prompts`` and one left-padded pass of the model over them."""
+    answers = torch.tensor([answer_token_id(tokenizer, p.text, p.answer) for p in prompts])
+    run = run_last_token(model, tokenizer, [p.text for p in prompts], batch_size, desc=desc)
+    return IclEval(list(tasks), prompts, answers, run)
+
+
+def icl_prompts(tasks: list[str], n: int, k: int, seed: int, fmt: str = DEFAULT_FORMAT, stream: int = STREAM_ICL,
+                noise_ratio: float = 0.0, fixed_query: str | None = None) -> list[Prompt]:
+    """``n`` prompts with ``k`` demonstrations for each task, task after task."""
+    return [p for t in tasks for p in make_prompts(t, n, k, prompt_rng(seed, stream, t, k, noise_ratio), fmt,
+                                                    noise_ratio=noise_ratio, fixed_query=fixed_query)]
+
+
+def k_sweep(model, tokenizer, tasks: list[str], n: int, k_list: list[int], seed: int,
+            fmt: str = DEFAULT_FORMAT, batch_size: int = 16) -> dict[int, IclEval]:
+    """E1: ``n`` prompts per task at each K."""
+    return {k: evaluate(model, tokenizer, icl_prompts(tasks, n, k, seed, fmt), tasks, batch_size, desc=f"K={k}")
+            for k in k_list}
+
+
+def layer_summary(curve: np.ndarray) -> dict[str, float]:
+    """TDNV at layer 1, its minimum and argmin layer (1-based), and its value at the last layer."""
+    argmin = int(np.argmin(curve))
+    return {"tdnv_layer1": float(curve[0]), "min_tdnv": float(curve[argmin]),
+            "argmin_layer": argmin + 1, "tdnv_final": float(curve[-1])}
+
+
+def k_sweep_tables(evals: dict[int, IclEval], reduce: str = "mean") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-layer table K, layer, tdnv; per-K summary with ICL accuracy and layer_summary)."""
+    curves, summary = [], []
+    for k, ev in evals.items():
+        curve = ev.tdnv(reduce)
+        curves.append(pd.DataFrame({"K": k, "layer": np.arange(1, len(curve) + 1), "tdnv": curve}))
+        summary.append({"K": k, "icl_acc": ev.accuracy(), **layer_summary(curve)})
+    return pd.concat(curves, ignore_index=True), pd.DataFrame(summary)
+
+
+@dataclass
+class TaskVectorResult:
+    table: pd.DataFrame         # layer, task, accuracy
+    zero_shot_accuracy: float   # the same queries, unpatched
+
+    def by_layer(self) -> pd.Series:
+        return self.table.groupby("layer")["accuracy"].mean()
+
+
+def task_vector_sweep(model, tokenizer, contexts: IclEval, n_queries: int, layers: list[int], seed: int,
+                      fmt: str = DEFAULT_FORMAT, batch_size: int = 64) -> TaskVectorResult:
+    """E2: patch each task's mean context state into zero-shot prompts ``"{x}->"`` at each layer."""
+    queries = icl_prompts(contexts.tasks, n_queries, 0, seed, fmt, stream=STREAM_QUERIES)
+    plain = evaluate(model, tokenizer, queries, contexts.tasks, batch_size)
+    vectors, labels = contexts.task_vectors(), torch.as_tensor(plain.labels)
+    chosen = vectors[[layer - 1 for layer in layers]][:, labels]            # (layers, n, d)
+    correct = (patched_top1(model, tokenizer, [q.text for q in queries], layers, chosen, batch_size,
+                            desc="task vectors") == plain.answers).numpy()
+    rows = [{"layer": layer, "task": t, "accuracy": float(correct[j, plain.labels == i].mean())}
+            for j, layer in enumerate(layers) for i, t in enumerate(contexts.tasks)]
+    return TaskVectorResult(pd.DataFrame(rows), plain.accuracy())
+
+
+def bias_variance_sweep(model, tokenizer, tasks: list[str], n: int, k_list: list[int], layer: int, seed: int,
+                        fixed_query: str, fmt: str = DEFAULT_FORMAT, batch_size: int = 16) -> pd.DataFrame:
+    """E3: relative bias and variance per task at ``layer``, query fixed, mu(inf) = mean at the largest K."""
+    means: dict[int, torch.Tensor] = {}
+    states: dict[int, torch.Tensor] = {}
+    labels = None
+    for k in sorted(k_list):
+        ev = evaluate(model, tokenizer, icl_prompts(tasks, n, k, seed, fmt, STREAM_BIAS, fixed_query=fixed_query),
+                      tasks, batch_size, desc=f"bias K={k}")
+        states[k], labels = ev.run.states[layer - 1].double(), torch.as_tensor(ev.labels)
+        means[k] = torch.stack([states[k][labels == i].mean(0) for i in range(len(tasks))])
+    reference = means[max(k_list)]
+    rows = [{"K": k, "task": t, **dict(zip(("bias", "variance"),
+                                            relative_bias_variance(states[k][labels == i], reference[i])))}
+            for k in sorted(k_list) for i, t in enumerate(tasks)]
+    return pd.DataFrame(rows)
+
+
+def noise_sweep(model, tokenizer, tasks: list[str], n: int, k: int, ratios: list[float], seed: int,
+                fmt: str = DEFAULT_FORMAT, batch_size: int = 16, reduce: str = "mean") -> pd.DataFrame:
+    """ICL accuracy and TDNV minimum when round(ratio * K) demonstrations carry a wrong output."""
+    rows = []
+    for ratio in ratios:
+        ev = evaluate(model, tokenizer, icl_prompts(tasks, n, k, seed, fmt, STREAM_NOISE, noise_ratio=ratio),
+                      tasks, batch_size, desc=f"noise {ratio:.1f}")
+        rows.append({"noise_ratio": ratio, "icl_acc": ev.accuracy(), **layer_summary(ev.tdnv(reduce))})
+    return pd.DataFrame(rows)

@@ -1,0 +1,135 @@
+"""One supervised training loop for classifiers whose forward returns (logits, features).
+
+SGD with momentum and weight decay, MultiStepLR at fractions of the epochs (the official
+``nc_loss`` schedule: x0.1 at 3/7 and 5/7), gradient-norm clipping, and on a log-spaced epoch
+grid: train/test accuracy and the neural-collapse metrics of the non-augmented training features.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from shared.toolkit.neural_collapse import collapse_metrics
+from shared.progress import progress
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation and evaluation knobs of :func:`train_classifier`."""
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: Sequence[float] = (3 / 7, 5 / 7)  # fractions of ``epochs`` where the lr is multiplied by lr_decay
+    lr_decay: float = 0.1
+    grad_clip: float | None = 2.0  # max gradient norm; None: no clipping
+    eval_points: int = 20  # size of the log-spaced evaluation grid
+    eval_batch_size: int = 1000
+    center_w: bool = True  # NC2/NC3 centre the classifier rows (official default)
+
+
+def log_spaced(last: int, n: int) -> list[int]:
+    """About ``n`` distinct integers from 1 to ``last``, log-spaced, always ending at ``last``."""
+    return sorted(set(np.geomspace(1, last, max(n, 1)).round().astype(int).tolist()) | {last})
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and features of ``x`` in eval mode, on the CPU."""
+    model.eval()
+    outputs = [model(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    return tuple(torch.cat([o[j] for o in outputs]).float().cpu() for j in (0, 1))
+
+
+def evaluate(model: nn.Module, train: Batch, test: Batch | None, settings: TrainSettings, device: torch.device) -> dict[str, float]:
+    """Train/test accuracy and NC metrics of the training features (no augmentation)."""
+    logits, features = predict(model, train[0], settings.eval_batch_size, device)
+    labels = train[1].cpu()
+    head = model.fc
+    row = {"train_acc": (logits.argmax(1) == labels).float().mean().item()}
+    if test is not None:
+        test_logits, _ = predict(model, test[0], settings.eval_batch_size, device)
+        row["test_acc"] = (test_logits.argmax(1) == test[1].cpu()).float().mean().item()
+    row.update(collapse_metrics(features.numpy(), labels.numpy(), head.weight, head.bias, settings.center_w))
+    return row
+
+
+def train_classifier(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train: Batch,
+    test: Batch | None,
+    settings: TrainSettings,
+    device: str | torch.device = "cpu",
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    seed: int = 0,
+    desc: str = "train",
+) -> pd.DataFrame:
+    """Train ``model`` (last layer ``model.fc``) on ``train`` = (x, y); return the history, one row per grid epoch.
+
+    ``augment(x_batch, generator)`` transforms training batches only; the shuffling and the
+    augmentation draw from a generator seeded with ``seed``.
+    """
+    device = torch.device(device)
+    model.to(device)
+    x_train, y_train = (t.to(device) for t in train)
+    test = None if test is None else tuple(t.to(device) for t in test)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    milestones = [int(f * settings.epochs) for f in settings.milestones]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=settings.lr_decay)
+    generator = torch.Generator().manual_seed(seed)
+    grid = set(log_spaced(settings.epochs, settings.eval_points))
+    history = []
+    for epoch in progress(range(1, settings.epochs + 1), desc=desc, leave=False, mininterval=2):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator).to(device)
+        losses = []
+        for i in range(0, len(order), settings.batch_size):
+            idx = order[i : i + settings.batch_size]
+            x = x_train[idx] if augment is None else augment(x_train[idx], generator)
+            loss = loss_fn(model(x)[0], y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+            losses.append(loss.detach())
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        if epoch in grid:
+            row = {"epoch": epoch, "lr": lr, "train_loss": torch.stack(losses).mean().item()}
+            history.append(row | evaluate(model, (x_train, y_train), test, settings, device))
+    return pd.DataFrame(history)
+
+
+def train_runs(
+    build: Callable[[str], tuple[nn.Module, LossFn]],
+    names: Iterable[str],
+    seeds: Iterable[int],
+    train: Batch,
+    test: Batch | None,
+    settings: TrainSettings,
+    device: str | torch.device = "cpu",
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> pd.DataFrame:
+    """Train ``build(name)`` = (model, loss) for every name and seed; histories stacked with ``run`` and ``seed`` columns.
+
+    torch is seeded with ``seed`` before each ``build``, so a run depends only on its name and seed.
+    """
+    histories = []
+    for name, seed in progress([(n, s) for n in names for s in seeds], desc="runs"):
+        torch.manual_seed(seed)
+        model, loss_fn = build(name)
+        history = train_classifier(model, loss_fn, train, test, settings, device, augment, seed, desc=f"{name} seed {seed}")
+        histories.append(history.assign(run=name, seed=seed))
+    return pd.concat(histories, ignore_index=True)
