@@ -70,3 +70,25 @@ def test_readme_results_table_was_made_from_the_committed_dvc_lock():
 
     readme = readme_digests((REPO_ROOT / "README.md").read_text())
     assert readme == lock_digests(REPO_ROOT / "dvc.lock"), "run `make repro` (it refreshes the table)"
+
+
+def stage_deps() -> dict[str, list[str]]:
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage["deps"] for name, stage in stages.items() if name != "report"}
+
+
+def test_a_package_counts_as_its_init_plus_the_modules_imported():
+    files = {p.relative_to(REPO_ROOT).as_posix() for p in pipeline.module_closure({"shared.toolkit.models"})}
+    assert {"shared/__init__.py", "shared/toolkit/__init__.py", "shared/toolkit/models/__init__.py",
+            "shared/toolkit/models/mlp.py"} <= files
+    assert not any(f.endswith("/toolkit") or f == "shared/toolkit/llm.py" for f in files)
+
+
+def test_touching_one_toolkit_module_marks_only_the_stages_that_import_it():
+    deps = stage_deps()
+    users = {name for name, d in deps.items() if "shared/toolkit/llm.py" in d}
+    assert "icl_compression" in users and "nc_losses" not in users and "residual_convergence" not in users
+    for name, d in deps.items():
+        assert all(not (REPO_ROOT / dep).is_dir() or dep == "data" for dep in d), f"{name}: a folder dependency"
+        imported = pipeline.module_closure(pipeline.imported_shared_modules(pipeline.notebook_source(name)) | {"shared.run"})
+        assert ("shared/toolkit/llm.py" in d) == (REPO_ROOT / "shared/toolkit/llm.py" in imported)

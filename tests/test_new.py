@@ -1,0 +1,63 @@
+"""``python -m shared.new``: a new paper in one command, refused for a bad or taken id."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from shared import new
+from shared.paths import REPO_ROOT
+
+
+@pytest.mark.parametrize("bad", ["9lives", "Demo", "demo-paper", "class", "", "a b"])
+def test_an_invalid_id_is_refused(bad):
+    with pytest.raises(new.NewPaperError, match="lower-case Python identifier"):
+        new.check_id(bad)
+
+
+def test_an_existing_id_is_refused_naming_where_it_exists():
+    with pytest.raises(new.NewPaperError, match=r"exists already \(params.yaml.*notebooks/nc_losses.ipynb"):
+        new.check_id("nc_losses")
+
+
+def test_the_skeleton_has_the_short_paper_form():
+    nb = new.skeleton_notebook("demo", "Demo", "A. Author", "Venue", "0000.00000")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert any(c.source.startswith("# NBVAL_CHECK_OUTPUT") for c in code)
+    assert any(c.source.startswith("## Deviations from the paper") for c in nb.cells if c.cell_type == "markdown")
+
+
+def scratch_repo(tmp_path):
+    """A copy of the files ``shared.new`` and the runner read and write."""
+    root = tmp_path / "repo"
+    for name in ("shared", "notebooks", "tests/golden", "tests/papers"):
+        shutil.copytree(REPO_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("params.yaml", "dvc.yaml", "pyproject.toml"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    return root
+
+
+@pytest.mark.slow
+def test_a_new_paper_runs_at_smoke_and_keeps_the_pipeline_current(tmp_path):
+    root = scratch_repo(tmp_path)
+    env_python = [sys.executable, "-m"]
+    made = subprocess.run([*env_python, "shared.new", "demo_paper", "Demo", "--no-golden"], cwd=root,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert "demo_paper" in yaml.safe_load((root / "params.yaml").read_text())["papers"]
+    assert "demo_paper" in yaml.safe_load((root / "shared" / "catalog.yaml").read_text())
+    assert "demo_paper:" in (root / "dvc.yaml").read_text()
+    assert subprocess.run([*env_python, "shared.pipeline", "--check"], cwd=root).returncode == 0
+    ran = subprocess.run([*env_python, "shared.run", "demo_paper", "--scale", "smoke", "--no-params-file",
+                          "--output", str(tmp_path / "out")], cwd=root, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    verdicts = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert [c["verdict"] for c in verdicts["claims"]] == ["PASS"]
+    tests = subprocess.run([*env_python, "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                            "tests/papers/demo_paper"], cwd=root, capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout[-2000:]
+    again = subprocess.run([*env_python, "shared.new", "demo_paper", "Demo"], cwd=root, capture_output=True, text=True)
+    assert again.returncode == 2 and "exists already" in again.stderr
