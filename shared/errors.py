@@ -1,8 +1,9 @@
 """Errors that tell the user what was wrong and what is allowed."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 
 class ParameterError(ValueError):
@@ -49,3 +50,23 @@ def require_hf_folder(param: str, folder: str | Path | None, what: str,
     if not any(any(folder.glob(pattern)) for pattern in ("*.safetensors", "*.bin")):
         raise MissingInputError(param, folder, f"{what}, with weights (model.safetensors, pytorch_model.bin or their shards)")
     return folder
+
+
+class CorruptInputError(ValueError):
+    """A file that a parameter points to exists but cannot be read as what it should be."""
+
+    def __init__(self, param: str, path: str | Path, problem: str, expected: str):
+        super().__init__(f"parameter '{param}': the file '{path}' is not readable as {expected} ({problem}). "
+                         f"Replace it with an intact copy, or pass --set {param}=/path/to/another.")
+        self.param, self.path = param, Path(path)
+
+
+@contextmanager
+def reading(param: str, path: str | Path, expected: str) -> Iterator[None]:
+    """Turn any error raised while reading ``path`` into a CorruptInputError naming ``param`` and the file."""
+    try:
+        yield
+    except (MissingInputError, CorruptInputError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # a library's own message ("header too large", ...) becomes the detail
+        raise CorruptInputError(param, path, f"{type(error).__name__}: {error}", expected) from error

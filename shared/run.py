@@ -11,10 +11,13 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +25,8 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
-from shared.config import SCALES, check_scale, load_presets, resolve
+from shared.config import (SCALES, PresetError, check_common, check_declared_knobs, check_scale,
+                           load_presets, resolve)
 from shared.errors import ParameterError
 from shared import paths
 from shared.paths import CACHE_DIR, OUTPUT_ENV, REPO_ROOT, notebook_path
@@ -38,8 +42,34 @@ def log(message: str) -> None:
     print(f"[papersuite] {message}", file=sys.stderr, flush=True)
 
 
+class ParamsFileError(ValueError):
+    """params.yaml cannot be read as the suite's parameters."""
+
+
+class OutputError(ValueError):
+    """``--output`` names a folder the runner must not replace."""
+
+
+PARAMS_FIX = "it must be a mapping with `scale`, `seed` and a `papers:` block (see `git show HEAD:params.yaml`)"
+
+
 def load_params() -> dict[str, Any]:
-    return yaml.safe_load(paths.PARAMS_FILE.read_text()) or {}
+    """params.yaml as a mapping; a malformed file is named with its line and the fix."""
+    where = paths.PARAMS_FILE
+    try:
+        params = yaml.safe_load(where.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamsFileError(f"{where}{line}: not valid YAML ({problem}); {PARAMS_FIX}") from None
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ParamsFileError(f"{where}: the top level is a {type(params).__name__}, not a mapping; {PARAMS_FIX}")
+    if not isinstance(params.get("papers"), dict):
+        raise ParamsFileError(f"{where}: no `papers:` mapping (one block per paper id); {PARAMS_FIX}")
+    return params
 
 
 def check_paper(paper_id: str, params: dict[str, Any]) -> str:
@@ -76,6 +106,10 @@ def parse_value(name: str, raw: str, type_name: str) -> Any:
         if raw.lower() in ("null", "none", "~"):
             return None
         return value
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or "malformed"
+        raise ParameterError(name, f"{raw!r} is not valid YAML for a {type_name} ({problem}); "
+                                   f"write e.g. {name}='[a, b]' for a list or {name}='{{k: v}}' for a dict") from None
     except ValueError:
         raise ParameterError(name, f"{raw!r} is not a valid {type_name}") from None
 
@@ -104,7 +138,7 @@ def parse_sets(sets: Iterable[str], declared: dict[str, dict[str, Any]]) -> dict
         if entry and type_name != "dict":
             raise ParameterError(name, f"has type {type_name}, so '{name}.{entry}' cannot be set")
         if entry:
-            values.setdefault(name, {})[entry] = yaml.safe_load(raw)
+            values.setdefault(name, {})[entry] = parse_value(f"{name}.{entry}", raw, "dict")
         else:
             values[name] = parse_value(name, raw, type_name)
     return values
@@ -131,6 +165,8 @@ def build_parameters(paper_id: str, scale: str | None, sets: Iterable[str],
             raise ParameterError(name, f"is not a parameter of notebooks/{paper_id}.ipynb", sorted(declared))
         chosen[name] = check_type(name, value, declared[name]["inferred_type_name"])
     check_scale(chosen["scale"])
+    check_common(chosen.get("seed", 0), chosen.get("device", "auto"))
+    check_declared_knobs(paper_id, [name for name, info in declared.items() if info.get("default") == "None"])
     preset = load_presets(paper_id)[chosen["scale"]]
     resolve(paper_id, chosen["scale"], {k: v for k, v in chosen.items() if k in preset})
     return chosen
@@ -174,10 +210,13 @@ def provenance(paper_id: str, parameters: dict[str, Any], staging: Path, started
             pass
     config_file = staging / "config.json"
     config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    from shared.data import dir_md5
+
     return {
         "paper": paper_id, "scale": parameters["scale"], "seed": config.get("seed"),
         "parameters": parameters, "config": config,
         "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "data_md5": dir_md5(paths.DATA_DIR) if paths.DATA_DIR.is_dir() else None,
         "started": started.isoformat(timespec="seconds"), "wall_time_s": round(wall, 1),
         "versions": versions,
         "hardware": {"platform": platform.platform(), "processor": platform.machine(),
@@ -185,39 +224,171 @@ def provenance(paper_id: str, parameters: dict[str, Any], staging: Path, started
     }
 
 
+def check_output(paper_id: str, dest: Path) -> Path:
+    """``dest`` if the runner may (re)place a result of ``paper_id`` there; else OutputError, before any run.
+
+    The runner replaces only a missing or empty folder, or one holding a previous result of the same
+    paper (its ``run.json`` names the paper); never the repository, ``results/`` or its bookkeeping.
+    """
+    dest = Path(dest).expanduser().resolve()
+    results = paths.RESULTS_DIR.resolve()
+    guarded = {REPO_ROOT.resolve(), results, results / "failed", results / ".staging", Path.home().resolve()}
+    if dest in guarded or any(dest in g.parents for g in guarded) or (results / ".staging") in dest.parents:
+        raise OutputError(f"--output '{dest}' would replace the repository, results/ or its bookkeeping: "
+                          f"give a folder of its own, e.g. results/{paper_id}")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        run_file = dest / "run.json"
+        try:
+            owner = json.loads(run_file.read_text()).get("paper") if run_file.is_file() else None
+        except (OSError, ValueError):
+            owner = None
+        if owner != paper_id:
+            raise OutputError(f"--output '{dest}' exists and is not a previous result of {paper_id} "
+                              f"(no run.json naming it): the runner replaces only its own results; "
+                              "give a new or empty folder")
+    return dest
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_staging(staging_root: Path) -> list[Path]:
+    """Remove staging folders left by runs whose process is gone (killed runs); return them."""
+    removed = []
+    for folder in staging_root.glob("*-pid*-*"):
+        try:
+            pid = int(folder.name.rsplit("-pid", 1)[1].split("-", 1)[0])
+        except (IndexError, ValueError):
+            continue
+        if folder.is_dir() and not _pid_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _kernel_manager_class():
+    """A kernel manager on local IPC sockets: no TCP port, and no 'TCP without encryption' warning."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum, default
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _short_ipc_path(self) -> str:  # unix socket paths are limited to ~100 characters
+            folder = Path(tempfile.gettempdir()) / f"papersuite-ipc-{os.getuid()}"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            return str(folder / uuid.uuid4().hex[:12])
+
+    return IPCKernelManager
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT or SIGTERM."""
+
+
+@contextmanager
+def stop_on_signals(grace: float = 5.0) -> Iterator[list[int]]:
+    """On SIGINT/SIGTERM: interrupt the kernel (SIGINT to our child processes), kill it after ``grace``.
+
+    The cell then fails, papermill returns, and the normal failure path keeps the executed notebook.
+    """
+    import psutil
+
+    received: list[int] = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        children = psutil.Process().children(recursive=True)
+        for child in children:
+            with suppress_process_errors():
+                child.send_signal(signal.SIGINT)
+
+        def kill_later():
+            time.sleep(grace)
+            for child in children:
+                with suppress_process_errors():
+                    child.kill()
+
+        threading.Thread(target=kill_later, daemon=True).start()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def suppress_process_errors() -> Iterator[None]:
+    import psutil
+
+    try:
+        yield
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        pass
+
+
 def execute(paper_id: str, parameters: dict[str, Any], dest: Path) -> Path:
-    """Run the notebook into a staging folder; move it to ``dest`` only if it succeeds."""
+    """Run the notebook into a staging folder; replace ``dest`` only if the run succeeds.
+
+    A failed or interrupted run keeps the previous result in ``dest`` and its executed notebook in
+    ``results/failed/<id>.ipynb``.
+    """
     import papermill
 
+    dest = check_output(paper_id, dest)
     staging_root, failed_dir = paths.RESULTS_DIR / ".staging", paths.RESULTS_DIR / "failed"
     staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{paper_id}-", dir=staging_root))
+    prune_staging(staging_root)
+    staging = Path(tempfile.mkdtemp(prefix=f"{paper_id}-pid{os.getpid()}-", dir=staging_root))
     started, t0 = datetime.now(timezone.utc), time.time()
     log(f"{paper_id} @ {parameters['scale']}: started")
     executed = staging / "notebook.ipynb"
     try:
-        with kernel_environment(staging):
-            papermill.execute_notebook(
-                str(notebook_path(paper_id)), str(executed), parameters=parameters,
-                kernel_name="python3", cwd=str(notebook_path(paper_id).parent),
-                progress_bar=not os.environ.get("CI"),
-            )
+        with kernel_environment(staging), stop_on_signals() as received:
+            try:
+                papermill.execute_notebook(
+                    str(notebook_path(paper_id)), str(executed), parameters=parameters,
+                    kernel_name="python3", cwd=str(notebook_path(paper_id).parent),
+                    progress_bar=not os.environ.get("CI"), kernel_manager_class=_kernel_manager_class(),
+                )
+            except BaseException:
+                if received:
+                    raise Interrupted(f"stopped by signal {signal.Signals(received[0]).name}") from None
+                raise
+            if received:
+                raise Interrupted(f"stopped by signal {signal.Signals(received[0]).name}")
     except BaseException:
         failed_dir.mkdir(parents=True, exist_ok=True)
         failed = failed_dir / f"{paper_id}.ipynb"
         if executed.exists():
             shutil.move(str(executed), failed)
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        log(f"{paper_id}: FAILED after {time.time() - t0:.0f} s; executed notebook kept in {failed}")
+        kept = f"; the previous result in {dest} is kept" if dest.exists() else ""
+        log(f"{paper_id}: FAILED after {time.time() - t0:.0f} s; executed notebook kept in {failed}{kept}")
         raise
     wall = time.time() - t0
     from shared.results import write_json
 
     write_json(staging / "run.json", provenance(paper_id, parameters, staging, started, wall))
-    shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    previous = staging_root / f"{staging.name}-previous"
+    if dest.exists():
+        dest.rename(previous)  # checked by check_output: a result of this paper, or an empty folder
     shutil.move(str(staging), dest)
+    shutil.rmtree(previous, ignore_errors=True)
     (failed_dir / f"{paper_id}.ipynb").unlink(missing_ok=True)
     log(f"{paper_id} @ {parameters['scale']}: finished in {wall:.0f} s; {summary(dest)}")
     return dest
@@ -243,15 +414,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         parameters = build_parameters(args.paper, args.scale, args.sets, not args.no_params_file)
-    except (ParameterError, FileNotFoundError) as error:
+        dest = check_output(args.paper, args.output or paths.RESULTS_DIR / args.paper)
+    except (ParameterError, PresetError, ParamsFileError, OutputError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
     import papermill
 
     try:
-        execute(args.paper, parameters, args.output or paths.RESULTS_DIR / args.paper)
+        execute(args.paper, parameters, dest)
     except papermill.PapermillExecutionError as error:
         log(f"{error.ename}: {error.evalue}")
         return 1
+    except Interrupted as error:
+        log(f"{args.paper}: {error}")
+        return 130
     return 0
 
 

@@ -3,7 +3,10 @@
 Set at import time so that the kernels nbval starts inherit it.
 """
 import os
+import shutil
 import tempfile
+
+import pytest
 
 _OUTPUT = tempfile.mkdtemp(prefix="papersuite-test-")
 os.environ.update({
@@ -24,3 +27,16 @@ def pytest_sessionstart(session):
     from shared.runtime import set_threads
 
     set_threads()
+
+
+@pytest.fixture
+def scratch_repo(tmp_path):
+    """A copy of the files ``shared.new``, the runner and the notebooks read and write."""
+    from shared.paths import REPO_ROOT
+
+    root = tmp_path / "repo"
+    for name in ("shared", "notebooks", "tests/golden", "tests/papers"):
+        shutil.copytree(REPO_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("params.yaml", "dvc.yaml", "pyproject.toml"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    return root

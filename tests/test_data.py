@@ -28,3 +28,38 @@ def test_stratified_split_is_balanced_disjoint_and_seeded():
     assert not np.array_equal(train, data.stratified_split(y, 30, 10, seed=1)[0])
     with pytest.raises(ValueError, match="fewer than"):
         data.stratified_split(y, 400, 200, seed=0)
+
+
+def test_a_fresh_build_is_what_the_pins_say(tmp_path):
+    data.materialize(tmp_path)
+    assert data.check_all(tmp_path) == []
+    assert {p.relative_to(tmp_path).as_posix(): data.file_md5(p) for p in tmp_path.rglob("*.npy")} == data.BUILT_MD5
+
+
+def test_one_flipped_byte_is_named_with_make_data_as_the_fix(tmp_path, monkeypatch):
+    data.materialize(tmp_path)
+    target = tmp_path / "mnist5k" / "X.npy"
+    raw = bytearray(target.read_bytes())
+    raw[-1] ^= 0xFF
+    target.write_bytes(bytes(raw))
+    problems = data.check_all(tmp_path)
+    assert len(problems) == 1 and "mnist5k/X.npy" in problems[0] and "make data" in problems[0]
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    with pytest.raises(data.DataIntegrityError, match="mnist5k/X.npy differs .* `make data`"):
+        data.load_mnist_subset()
+    (tmp_path / "digits" / "y.npy").unlink()
+    with pytest.raises(data.DataIntegrityError, match="digits/y.npy is missing"):
+        data.load_digits()
+
+
+def test_check_does_not_trust_data_dvc(tmp_path, monkeypatch, capsys):
+    """Even if data.dvc were re-pinned to a corrupted folder's hash, --check fails."""
+    data.materialize(tmp_path)
+    target = tmp_path / "digits" / "X.npy"
+    raw = bytearray(target.read_bytes())
+    raw[-1] ^= 0xFF
+    target.write_bytes(bytes(raw))
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(data, "pinned_md5", lambda: data.dir_md5(tmp_path))
+    assert data.main(["--check"]) == 1
+    assert "digits/X.npy differs" in capsys.readouterr().err

@@ -1,6 +1,5 @@
 """``python -m shared.new``: a new paper in one command, refused for a bad or taken id."""
 import json
-import shutil
 import subprocess
 import sys
 
@@ -8,7 +7,6 @@ import pytest
 import yaml
 
 from shared import new
-from shared.paths import REPO_ROOT
 
 
 @pytest.mark.parametrize("bad", ["9lives", "Demo", "demo-paper", "class", "", "a b"])
@@ -30,19 +28,9 @@ def test_the_skeleton_has_the_short_paper_form():
     assert any(c.source.startswith("## Deviations from the paper") for c in nb.cells if c.cell_type == "markdown")
 
 
-def scratch_repo(tmp_path):
-    """A copy of the files ``shared.new`` and the runner read and write."""
-    root = tmp_path / "repo"
-    for name in ("shared", "notebooks", "tests/golden", "tests/papers"):
-        shutil.copytree(REPO_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("params.yaml", "dvc.yaml", "pyproject.toml"):
-        shutil.copy(REPO_ROOT / name, root / name)
-    return root
-
-
 @pytest.mark.slow
-def test_a_new_paper_runs_at_smoke_and_keeps_the_pipeline_current(tmp_path):
-    root = scratch_repo(tmp_path)
+def test_a_new_paper_runs_at_smoke_and_keeps_the_pipeline_current(tmp_path, scratch_repo):
+    root = scratch_repo
     env_python = [sys.executable, "-m"]
     made = subprocess.run([*env_python, "shared.new", "demo_paper", "Demo", "--no-golden"], cwd=root,
                           capture_output=True, text=True)

