@@ -10,13 +10,14 @@ export HF_HUB_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MPLCONFIGDIR := $(abspath .cache/matplotlib)
 
-.PHONY: setup data repro test golden pipeline browser clean
+.PHONY: setup data repro test golden pipeline browser lab hooks clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name papersuite --display-name "Python 3 (papersuite)" >/dev/null
 	touch $@
 
 setup: $(STAMP) data
@@ -40,11 +41,20 @@ golden: setup
 pipeline: $(STAMP)
 	$(BIN)/python -m shared.pipeline
 
-# Debian's chromium for the scorecard's browser test (skipped where it cannot be installed).
+# Debian's chromium and chromedriver for the browser tests (skipped where they cannot be installed).
 browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
-	  echo "chromium not installed: the browser test will be skipped"; }
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	  echo "chromium/chromedriver not installed: the browser tests will be skipped"; }
+
+# JupyterLab at the repository root, with the project's kernel ("Python 3 (papersuite)").
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)
+
+# Notebook hygiene: strip outputs on every commit (see .pre-commit-config.yaml).
+hooks: $(STAMP)
+	$(BIN)/pre-commit install
 
 clean:
 	rm -rf results .cache
