@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MPLCONFIGDIR := $(abspath .cache/matplotlib)
 
-.PHONY: setup data repro test golden pipeline browser lab hooks clean
+.PHONY: setup data repro test golden pipeline browser slurm lab hooks clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ repro: setup
 	$(BIN)/dvc repro
 	$(BIN)/python -m shared.report --readme
 
-test: setup browser
+test: setup browser slurm
 	$(BIN)/python -m pytest
 
 golden: setup
@@ -47,6 +47,13 @@ browser:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 	  echo "chromium/chromedriver not installed: the browser tests will be skipped"; }
+
+# Debian's SLURM and munge for the cluster tests (a single-node cluster the tests start and stop).
+slurm:
+	@{ command -v slurmctld >/dev/null && command -v munged >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null) || \
+	  echo "slurm-wlm/munge not installed: the cluster tests will be skipped"; }
 
 # JupyterLab at the repository root, with the project's kernel ("Python 3 (papersuite)").
 lab: setup

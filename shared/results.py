@@ -1,6 +1,7 @@
 """Writers for a paper's metrics and tables (the files DVC declares as metrics and plots)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -39,3 +40,14 @@ def write_table(paper_id: str, name: str, table) -> Path:
     path = folder / f"{name}.csv"
     table.to_csv(path, index=False, float_format="%.6g")
     return path
+
+
+def dir_md5(root: Path) -> str:
+    """DVC 3's hash of a directory: md5 of the sorted JSON list of (relpath, file md5)."""
+    entries = [
+        {"md5": hashlib.md5(p.read_bytes()).hexdigest(), "relpath": p.relative_to(root).as_posix()}
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    ]
+    entries.sort(key=lambda e: e["relpath"])
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"

@@ -210,7 +210,7 @@ def provenance(paper_id: str, parameters: dict[str, Any], staging: Path, started
             pass
     config_file = staging / "config.json"
     config = json.loads(config_file.read_text()) if config_file.exists() else {}
-    from shared.data import dir_md5
+    from shared.results import dir_md5
 
     return {
         "paper": paper_id, "scale": parameters["scale"], "seed": config.get("seed"),

@@ -1,0 +1,130 @@
+"""Run one paper for several seeds and say how robust each claim is:
+``python -m shared.sweep <id> --seeds 0-4 [--scale S] [--executor slurm|local]``.
+
+Each seed runs as one task of a job array (SLURM) or one local process, through the runner, into
+``results/sweeps/<id>/seed=<n>/``. Then ``results/sweeps/<id>/seeds.json`` records, for each claim,
+its pass rate over the seeds where it applied, the mean, min and max of its value, and the seeds
+that failed; the scorecard shows it as "holds for k/n seeds".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from shared import paths
+from shared.cluster import LOGS, add_job_options, log, make_executor, run_paper, submit_and_wait
+from shared.errors import ParameterError
+from shared.results import write_json
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-4`` or ``0,2,7`` or ``0-2,9`` to a sorted list of distinct seeds >= 0."""
+    seeds: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            seeds.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ParameterError("seeds", f"{text!r} is not a list of seeds", "e.g. 0-4, 0,2,7 or 0-2,9") from None
+    if not seeds or min(seeds) < 0:
+        raise ParameterError("seeds", f"{text!r} gives no seed >= 0", "e.g. 0-4")
+    return sorted(seeds)
+
+
+def sweep_dir(paper_id: str) -> Path:
+    return paths.RESULTS_DIR / "sweeps" / paper_id
+
+
+def summarize(paper_id: str, runs: dict[int, dict[str, Any] | None]) -> dict[str, Any]:
+    """Per claim: pass rate over the seeds where it applied, value statistics, failed seeds."""
+    names: list[str] = []
+    for claims in runs.values():
+        for claim in (claims or {}).get("claims", []):
+            if claim["name"] not in names:
+                names.append(claim["name"])
+    table = {}
+    for name in names:
+        verdicts, values = {}, []
+        for seed, claims in runs.items():
+            claim = next((c for c in (claims or {}).get("claims", []) if c["name"] == name), None)
+            verdicts[seed] = claim["verdict"] if claim else "MISSING"
+            if claim and claim.get("measured") is not None and math.isfinite(claim["measured"]):
+                values.append(claim["measured"])
+        applied = [s for s, v in verdicts.items() if v in ("PASS", "FAIL", "MISSING")]
+        passed = [s for s in applied if verdicts[s] == "PASS"]
+        kinds = {v for v in verdicts.values() if v != "MISSING"}
+        table[name] = {
+            "kind": "info" if kinds == {"INFO"} else ("n/a" if kinds == {"N/A"} else "check"),
+            "passed": len(passed), "applied": len(applied),
+            "pass_rate": len(passed) / len(applied) if applied else None,
+            "failed_seeds": [s for s in applied if verdicts[s] != "PASS"],
+            "mean": statistics.fmean(values) if values else None,
+            "min": min(values) if values else None, "max": max(values) if values else None,
+            "verdicts": {str(s): v for s, v in verdicts.items()},
+        }
+    return {"paper": paper_id, "seeds": sorted(runs), "failed_runs": sorted(s for s, c in runs.items() if c is None),
+            "claims": table}
+
+
+def read_runs(paper_id: str, seeds: Sequence[int]) -> dict[int, dict[str, Any] | None]:
+    runs = {}
+    for seed in seeds:
+        file = sweep_dir(paper_id) / f"seed={seed}" / "claims.json"
+        runs[seed] = json.loads(file.read_text()) if file.exists() else None
+    return runs
+
+
+def sweep(paper_id: str, seeds: Sequence[int], scale: str | None, executor_kind: str, partition: str | None,
+          gpus: int, time_min: int, cpus: int = 2) -> Path:
+    """Run every seed, wait, write seeds.json; return its path."""
+    from shared.run import build_parameters, check_output
+
+    outputs = {seed: sweep_dir(paper_id) / f"seed={seed}" for seed in seeds}
+    for seed, out in outputs.items():  # the runner's checks, before anything is submitted
+        build_parameters(paper_id, scale, [f"seed={seed}"])
+        check_output(paper_id, out)
+    args = [[*(["--scale", scale] if scale else []), "--set", f"seed={seed}", "--output", str(out)]
+            for seed, out in outputs.items()]
+    executor = make_executor(executor_kind, paths.REPO_ROOT / LOGS / "%j", partition, gpus, time_min, cpus,
+                             name=f"sweep-{paper_id}")
+
+    def submit() -> dict[str, Any]:
+        jobs = executor.map_array(run_paper, [paper_id] * len(args), args)  # one job array
+        return {f"{paper_id} seed={seed}": job for seed, job in zip(outputs, jobs)}
+
+    submit_and_wait(submit, executor_kind)
+    summary = summarize(paper_id, read_runs(paper_id, seeds))
+    target = write_json(sweep_dir(paper_id) / "seeds.json", summary)
+    for name, row in summary["claims"].items():
+        if row["kind"] == "check":
+            log(f"{paper_id}/{name}: holds for {row['passed']}/{row['applied']} seeds"
+                + (f" (failed: {row['failed_seeds']})" if row["failed_seeds"] else ""))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("paper", help="paper id")
+    parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 (default), 0,2,7")
+    add_job_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        target = sweep(args.paper, parse_seeds(args.seeds), args.scale, args.executor, args.partition,
+                       args.gpus, args.time, args.cpus)
+    except (ParameterError, FileNotFoundError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    except KeyboardInterrupt:
+        log("interrupted: the submitted jobs were cancelled")
+        return 130
+    log(f"wrote {target.relative_to(paths.REPO_ROOT) if paths.REPO_ROOT in target.parents else target}")
+    summary = json.loads(target.read_text())
+    return 1 if summary["failed_runs"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
