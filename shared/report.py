@@ -21,7 +21,7 @@ import nbformat
 import yaml
 from markupsafe import Markup
 
-from shared.claims import fmt
+from shared.claims import counts as verdict_counts, fmt, reproduces
 from shared.paths import REPO_ROOT
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -83,6 +83,12 @@ class PaperResult:
     claims: list[Claim] = field(default_factory=list)
     passed: int = 0
     total: int = 0
+    failed: int = 0
+    na: int = 0
+    info: int = 0
+    expected_na: int = 0                 # N/A claims the notebook declares for its scale
+    seeds: dict[str, Any] = field(default_factory=dict)   # results/sweeps/<id>/seeds.json, if a sweep ran
+    mixed: list[str] = field(default_factory=list)        # files older than the run's config.json
     run: dict[str, Any] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     tables: list[Path] = field(default_factory=list)  # CSV curves, in the folder or tables/
@@ -97,15 +103,36 @@ class PaperResult:
         return self.run.get("scale")
 
     @property
+    def reproduces(self) -> bool:
+        """The one rule (``shared.claims.reproduces``): a cpu or paper run, every applicable claim
+        PASS, no more N/A than the notebook declares for that scale."""
+        return self.ran and not self.mixed and reproduces(self.scale, self.passed, self.failed, self.na,
+                                                          self.expected_na)
+
+    @property
     def status(self) -> str:
-        """not-run | unchecked (no PASS/FAIL claim) | pass (all hold) | partial | fail."""
+        """not-run | unchecked (no PASS/FAIL claim) | pass (reproduces: the rule above) |
+        incomplete (no FAIL, but a smoke run or more N/A than declared) | partial | fail."""
         if not self.ran:
             return "not-run"
         if not self.total:
             return "unchecked"
-        if self.passed == self.total:
+        if self.reproduces:
             return "pass"
+        if not self.failed:
+            return "incomplete"
         return "partial" if self.passed else "fail"
+
+    @property
+    def why_not(self) -> str:
+        """Why a run whose checked claims all pass is not called "reproduces"."""
+        if self.status != "incomplete":
+            return ""
+        if self.mixed:
+            return f"its folder mixes two runs ({len(self.mixed)} files older than its config.json)"
+        if self.scale not in ("cpu", "paper"):
+            return f"a {self.scale or 'unknown'}-scale run is a smoke test, not a reproduction"
+        return f"{self.na} claims N/A where the notebook declares {self.expected_na} at {self.scale}"
 
 
 def paper_ids(params_file: Path) -> list[str]:
@@ -144,12 +171,41 @@ def load_paper(paper_id: str, layout: Layout, catalog: Mapping[str, Any]) -> Pap
         return paper
     paper.ran = True
     paper.claims = [Claim(**c) for c in claims.get("claims", [])]
-    paper.passed, paper.total = claims.get("passed", 0), claims.get("total", 0)
+    counted = verdict_counts(c.verdict for c in paper.claims)
+    paper.passed, paper.total = claims.get("passed", counted["passed"]), claims.get("total", counted["total"])
+    paper.failed = claims.get("failed", counted["failed"])
+    paper.na, paper.info = claims.get("na", counted["na"]), claims.get("info", counted["info"])
+    paper.expected_na = claims.get("expected_na", 0)
     paper.run = read_json(folder / "run.json") or {"scale": claims.get("scale")}
+    paper.run.setdefault("scale", claims.get("scale"))
     paper.figures = sorted((folder / "figures").glob("*.png"))
     paper.tables = sorted(folder.rglob("*.csv"))
     paper.deviations = deviations_text(folder / "notebook.ipynb")
+    paper.seeds = read_json(layout.results / "sweeps" / paper_id / "seeds.json") or {}
+    paper.mixed = files_from_another_run(folder)
     return paper
+
+
+def files_from_another_run(folder: Path) -> list[str]:
+    """Files of a results folder written before its run began (config.json is the run's first file).
+
+    The runner and interactive runs replace a folder whole, so such files mean that two runs were
+    mixed (e.g. files copied in by hand); the page flags them and does not call the paper reproduced.
+    """
+    config = folder / "config.json"
+    if not config.exists():
+        return []
+    start = config.stat().st_mtime - 1.0
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.stat().st_mtime < start)
+
+
+def holds_for(paper: PaperResult, claim: str) -> str:
+    """``k/n`` seeds for which a checked claim passed in the paper's sweep, or "" without one."""
+    row = (paper.seeds.get("claims") or {}).get(claim)
+    if not row or row.get("kind") != "check" or not row.get("applied"):
+        return ""
+    return f"{row['passed']}/{row['applied']}"
 
 
 def load_papers(layout: Layout, catalog: Mapping[str, Any]) -> list[PaperResult]:
@@ -211,6 +267,7 @@ def environment(page_dir: Path) -> jinja2.Environment:
         duration=duration, value=value, condition=condition, markdown=render_markdown,
         pretty=lambda data: json.dumps(data, indent=2, sort_keys=True),
     )
+    env.globals["holds_for"] = holds_for
     return env
 
 
@@ -221,6 +278,7 @@ def summary(papers: list[PaperResult]) -> dict[str, Any]:
         "papers": len(papers), "ran": len(ran),
         "reproduced": sum(p.status == "pass" for p in ran),
         "passed": sum(p.passed for p in ran), "total": sum(p.total for p in ran),
+        "failed": sum(p.failed for p in ran), "na": sum(p.na for p in ran), "info": sum(p.info for p in ran),
         "wall_time_s": sum(p.run.get("wall_time_s") or 0 for p in ran),
         "latest": max((p.run.get("started") or "" for p in ran), default=""),
     }
@@ -254,14 +312,23 @@ def readme_digests(readme: str) -> dict[str, str]:
     return dict(item.split("=") for item in found.group(1).split()) if found else {}
 
 
+STATUS_LABELS = {"pass": "reproduces", "incomplete": "passes, not a reproduction",
+                 "partial": "some claims fail", "fail": "claims fail", "not-run": "not run",
+                 "unchecked": "no checked claims"}
+
+
 def readme_table(papers: list[PaperResult]) -> str:
-    """The README's markdown results table, with the claims.json hashes it was made from."""
-    rows = ["| paper | claims passed | scale |", "|---|---|---|"]
+    """The README's markdown results table (verdict, PASS / FAIL / N/A / INFO counts, scale), with the
+    claims.json hashes it was made from. Only ``PaperResult.reproduces`` says "reproduces"."""
+    rows = ["| paper | verdict | PASS | FAIL | N/A | INFO | scale |", "|---|---|---|---|---|---|---|"]
     for p in papers:
-        claims = f"{p.passed}/{p.total}" if p.ran else "not run"
         scale = p.scale or "–"
         name = f"[{p.title}]({p.citation.url}) (`{p.id}`)" if p.citation else f"`{p.id}`"
-        rows.append(f"| {name} | {claims} | {scale} |")
+        if p.ran:
+            rows.append(f"| {name} | {STATUS_LABELS[p.status]} | {p.passed}/{p.total} | {p.failed} | "
+                        f"{p.na} (declared {p.expected_na}) | {p.info} | {scale} |")
+        else:
+            rows.append(f"| {name} | not run | – | – | – | – | {scale} |")
     digests = " ".join(f"{p.id}={claims_digest(p)}" for p in papers if p.ran)
     rows.append(f"<!-- claims.json md5: {digests} -->")
     return "\n".join(rows)

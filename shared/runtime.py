@@ -25,11 +25,13 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Use ``n`` torch threads (default: $PAPERSUITE_THREADS, else all cores)."""
+    """Use ``n`` threads in torch and in numpy's BLAS (default: $PAPERSUITE_THREADS, else all cores)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     n = n or int(os.environ.get("PAPERSUITE_THREADS", 0)) or os.cpu_count() or 1
     torch.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")  # numpy/scipy would otherwise spin one thread per core
     return n
 
 

@@ -36,6 +36,7 @@ CLAIMS = {
     "toy_fail": [claim("loss_drops", 0.25, "<", 0.5, "PASS"),
                  claim("acc_gap", 0.0421, "<", 0.015, "FAIL", "equal accuracy is fragile here")],
 }
+EXPECTED_NA = {"toy_pass": 1}  # toy_pass declares its one N/A claim (paper scale only) at cpu
 RUN_SECONDS = {"toy_pass": 83.4, "toy_fail": 7.25}
 STARTED = {"toy_pass": "2025-06-01T10:00:00+00:00", "toy_fail": "2025-06-02T09:30:00+00:00"}
 
@@ -60,8 +61,9 @@ def write_notebook(path: Path, paper_id: str, parameters: dict) -> None:
 def write_run(folder: Path, paper_id: str) -> None:
     """Every file the runner leaves in ``results/<id>/`` after a successful run."""
     claims = CLAIMS[paper_id]
-    passed = sum(c["verdict"] == "PASS" for c in claims)
-    total = sum(c["verdict"] in ("PASS", "FAIL") for c in claims)
+    verdicts = [c["verdict"] for c in claims]
+    passed, failed = verdicts.count("PASS"), verdicts.count("FAIL")
+    total = passed + failed
     parameters = {"scale": "cpu", "seed": 3, "epochs": 5}
     (folder / "figures").mkdir(parents=True)
     for i, name in enumerate(["accuracy", "nc_metrics"]):
@@ -71,7 +73,9 @@ def write_run(folder: Path, paper_id: str) -> None:
     write_notebook(folder / "notebook.ipynb", paper_id, parameters)
     dump(folder / "metrics.json", {"train": {"acc": 1.0}, "test": {"acc": 0.98}})
     dump(folder / "claims.json", {"paper": paper_id, "scale": "cpu", "passed": passed,
-                                  "total": total, "claims": claims})
+                                  "total": total, "failed": failed, "na": verdicts.count("N/A"),
+                                  "info": verdicts.count("INFO"), "expected_na": EXPECTED_NA.get(paper_id, 0),
+                                  "claims": claims})
     dump(folder / "run.json", {
         "paper": paper_id, "scale": "cpu", "seed": 3, "parameters": parameters,
         "config": {"epochs": 5, "lr": 0.1, "seed": 3}, "git_commit": "0123456789abcdef" * 2 + "01234567",

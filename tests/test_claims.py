@@ -46,3 +46,74 @@ def test_a_claim_cannot_be_recorded_twice():
     book.check("a", "a", 1, "<", 2)
     with pytest.raises(ValueError, match="twice"):
         book.check("a", "a", 1, "<", 2)
+
+
+# --- issue 10: non-finite never passes, N/A has a reason, counts, "reproduces" -------------------
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, None])
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "=="])
+def test_non_finite_measurements_never_pass(bad, op):
+    assert claims.verdict(bad, op, 1.0) == "FAIL"
+    book = claims.ClaimBook("demo", scale="cpu")
+    claim = book.check("x", "x", bad, op, 1.0)
+    assert claim.verdict == "FAIL" and "measured value" in claim.note
+    assert book.check("y", "y", bad, op, 1.0, applies=False, note="needs cpu").verdict == "N/A"
+
+
+def test_numpy_nan_and_inf_fail():
+    import numpy as np
+    assert claims.verdict(np.float32("nan"), "<", 1.0) == "FAIL"
+    assert claims.verdict(np.float64("-inf"), "<", 1.0) == "FAIL"
+    assert claims.verdict(np.float64(0.5), "<", 1.0) == "PASS"
+
+
+def test_a_non_number_is_refused():
+    with pytest.raises(ParameterError, match="measured"):
+        claims.ClaimBook("demo", scale="cpu").check("x", "x", "0.5", "<", 1.0)
+
+
+def test_na_records_its_reason():
+    book = claims.ClaimBook("demo", scale="smoke")
+    assert book.check("a", "a", 1.0, "<", 2.0, applies=False, note="needs the cpu budget").note == "needs the cpu budget"
+    assert book.check("b", "b", 1.0, "<", 2.0, applies=False).note == "not applicable at smoke"
+
+
+def test_counts_and_claims_json_record_all_four_and_the_scale():
+    book = claims.ClaimBook("demo", scale="cpu", expected_na={"cpu": 1})
+    book.check("p", "p", 0.5, "<", 1.0)
+    book.check("f", "f", 2.0, "<", 1.0)
+    book.check("n", "n", 2.0, "<", 1.0, applies=False, note="why")
+    book.info("i", "i", 3.0)
+    assert book.counts == {"passed": 1, "failed": 1, "na": 1, "info": 1, "total": 2}
+    written = book.write()
+    data = json.loads((paths.output_dir("demo") / "claims.json").read_text())
+    assert {k: data[k] for k in ("scale", "passed", "failed", "na", "info", "total", "expected_na", "reproduces")} == {
+        "scale": "cpu", "passed": 1, "failed": 1, "na": 1, "info": 1, "total": 2, "expected_na": 1,
+        "reproduces": False}
+    assert written is not None or written is None  # write returns whatever results.write_json returns
+
+
+@pytest.mark.parametrize("scale, passed, failed, na, expected_na, result", [
+    ("cpu", 5, 0, 0, 0, True),
+    ("paper", 5, 0, 2, 2, True),
+    ("smoke", 5, 0, 0, 0, False),     # smoke never reproduces
+    ("smoke", 5, 0, 7, 7, False),
+    ("cpu", 5, 1, 0, 0, False),       # a FAIL
+    ("cpu", 5, 0, 1, 0, False),       # more N/A than declared
+    ("cpu", 0, 0, 3, 3, False),       # nothing checked
+    (None, 5, 0, 0, 0, False),
+])
+def test_the_reproduces_rule(scale, passed, failed, na, expected_na, result):
+    assert claims.reproduces(scale, passed, failed, na, expected_na) is result
+
+
+def test_book_reproduces_uses_the_declared_na_for_its_scale():
+    def book_at(scale, expected_na):
+        book = claims.ClaimBook("demo", scale=scale, expected_na=expected_na)
+        book.check("p", "p", 0.5, "<", 1.0)
+        book.check("n", "n", 0.5, "<", 1.0, applies=False, note="smoke only")
+        return book
+    assert book_at("cpu", {"cpu": 1, "smoke": 0}).reproduces
+    assert not book_at("cpu", {"smoke": 1}).reproduces      # undeclared at cpu: 0
+    assert book_at("paper", 1).reproduces                   # an int declares it for every scale
+    assert not book_at("smoke", 1).reproduces

@@ -38,10 +38,13 @@ def text(markup: str) -> str:
 def test_summary_counts(page):
     assert "2 / 3 papers run" in text(page)
     assert "3 / 4 claims passed" in text(page)
-    assert "1 / 2 papers with every claim passing" in text(page)
+    assert "1 / 2 papers reproduce (cpu or paper scale, every applicable claim PASS)" in text(page)
+    assert "1 FAIL · 1 N/A · 1 INFO other verdicts" in text(page)
     row = text(element(page, "tr", "row-toy_fail"))
-    assert "partly reproduces 1/2 cpu 7.2 s 2025-06-02" in row
-    assert "reproduces 2/2 cpu 1 min 23 s 2025-06-01" in text(element(page, "tr", "row-toy_pass"))
+    assert "some claims fail 1/2 1 PASS · 1 FAIL · 0 N/A · 0 INFO cpu 7.2 s 2025-06-02" in row
+    assert "reproduces 2/2 2 PASS · 0 FAIL · 1 N/A · 1 INFO cpu 1 min 23 s 2025-06-01" in text(
+        element(page, "tr", "row-toy_pass"))
+    assert "reproduces" not in row
 
 
 def test_failing_claim_is_shown_as_fail(page):
@@ -125,12 +128,13 @@ def test_readme_block_update_and_staleness_check(repo, capsys):
     assert updated.startswith("# suite\n\n## Results\n<!-- results:start -->\n| paper |")
     assert updated.endswith("<!-- results:end -->\n\nMore text.\n")
     for row in [
+        "| paper | verdict | PASS | FAIL | N/A | INFO | scale |",
         "| [A Toy Paper Whose Claims Hold](https://arxiv.org/abs/2210.00001) (`toy_pass`) "
-        "| 2/2 | cpu |",
+        "| reproduces | 2/2 | 0 | 1 (declared 1) | 1 | cpu |",
         "| [A Toy Paper With One Failing Claim](https://arxiv.org/abs/2406.00002) (`toy_fail`) "
-        "| 1/2 | cpu |",
+        "| some claims fail | 1/2 | 1 | 0 (declared 0) | 0 | cpu |",
         "| [A Toy Paper Nobody Ran](https://arxiv.org/abs/2505.00003) (`toy_missing`) "
-        "| not run | – |",
+        "| not run | – | – | – | – | – |",
     ]:
         assert row in updated.splitlines()
 
@@ -153,13 +157,56 @@ def test_duration(seconds, shown):
     assert report.duration(seconds) == shown
 
 
-@pytest.mark.parametrize("ran, passed, total, status", [
-    (False, 0, 0, "not-run"), (True, 0, 0, "unchecked"), (True, 3, 3, "pass"),
-    (True, 1, 3, "partial"), (True, 0, 3, "fail")])
-def test_status(ran, passed, total, status):
+@pytest.mark.parametrize("ran, scale, passed, failed, na, expected_na, status", [
+    (False, None, 0, 0, 0, 0, "not-run"), (True, "cpu", 0, 0, 0, 0, "unchecked"),
+    (True, "cpu", 3, 0, 0, 0, "pass"), (True, "paper", 3, 0, 2, 2, "pass"),
+    (True, "smoke", 3, 0, 0, 0, "incomplete"),      # smoke never reproduces
+    (True, "cpu", 3, 0, 1, 0, "incomplete"),        # more N/A than declared
+    (True, "cpu", 1, 2, 0, 0, "partial"), (True, "cpu", 0, 3, 0, 0, "fail")])
+def test_status(ran, scale, passed, failed, na, expected_na, status):
     paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=ran,
-                               passed=passed, total=total)
+                               passed=passed, total=passed + failed, failed=failed, na=na,
+                               expected_na=expected_na, run={"scale": scale})
     assert paper.status == status
+    assert paper.reproduces == (status == "pass")
+
+
+def rewrite_claims(repo: Path, paper_id: str, **changes) -> None:
+    claims_file = repo / "results" / paper_id / "claims.json"
+    claims_file.write_text(json.dumps({**json.loads(claims_file.read_text()), **changes}))
+    run_file = repo / "results" / paper_id / "run.json"
+    if "scale" in changes:
+        run_file.write_text(json.dumps({**json.loads(run_file.read_text()), "scale": changes["scale"]}))
+
+
+def test_a_smoke_run_whose_claims_pass_is_not_called_reproduces(repo):
+    """Issue 10: 5 PASS and 7 N/A at smoke was shown as "reproduces"."""
+    rewrite_claims(repo, "toy_pass", scale="smoke", expected_na=7)
+    assert report.main(["--root", str(repo)], catalog=CATALOG) == 0
+    page = (repo / "results" / "index.html").read_text()
+    row = text(element(page, "tr", "row-toy_pass"))
+    assert "passes, not a reproduction" in row and "reproduces" not in row
+    assert "a smoke-scale run is a smoke test, not a reproduction" in page
+    assert "0 / 2 papers reproduce" in text(page)
+    assert report.main(["--root", str(repo), "--readme"], catalog=CATALOG) == 0
+    line = next(l for l in (repo / "README.md").read_text().splitlines() if "`toy_pass`" in l)
+    assert "| passes, not a reproduction | 2/2 | 0 | 1 (declared 7) | 1 | smoke |" in line
+
+
+def test_undeclared_na_is_not_called_reproduces(repo):
+    rewrite_claims(repo, "toy_pass", expected_na=0)
+    papers = report.load_papers(report.Layout(repo), CATALOG)
+    toy = next(p for p in papers if p.id == "toy_pass")
+    assert toy.status == "incomplete" and "1 claims N/A where the notebook declares 0 at cpu" in toy.why_not
+
+
+def test_counts_come_from_the_claims_when_claims_json_predates_them(repo):
+    claims_file = repo / "results" / "toy_fail" / "claims.json"
+    old = {k: v for k, v in json.loads(claims_file.read_text()).items()
+           if k not in ("failed", "na", "info", "expected_na")}
+    claims_file.write_text(json.dumps(old))
+    toy = next(p for p in report.load_papers(report.Layout(repo), CATALOG) if p.id == "toy_fail")
+    assert (toy.passed, toy.failed, toy.na, toy.info, toy.status) == (1, 1, 0, 0, "partial")
 
 
 def test_readme_block_records_the_claims_hashes_that_dvc_lock_pins(tmp_path):
@@ -174,3 +221,30 @@ def test_readme_block_records_the_claims_hashes_that_dvc_lock_pins(tmp_path):
         "    - path: results/a/figures\n      md5: ffff.dir\n")
     assert report.lock_digests(lock) == {"a": "0123"}
     assert report.lock_digests(tmp_path / "none.lock") == {}
+
+
+def test_a_sweep_adds_a_holds_for_column(repo):
+    sweep = repo / "results" / "sweeps" / "toy_pass"
+    sweep.mkdir(parents=True)
+    row = {"kind": "check", "passed": 4, "applied": 5, "failed_seeds": [3]}
+    (sweep / "seeds.json").write_text(json.dumps({"paper": "toy_pass", "seeds": [0, 1, 2, 3, 4],
+                                                  "failed_runs": [], "claims": {"nc1_small": row}}))
+    assert report.main(["--root", str(repo)], catalog=CATALOG) == 0
+    page = (repo / "results" / "index.html").read_text()
+    section = text(element(page, "section", "toy_pass"))
+    assert "holds for" in section and "4/5 seeds" in section and "seeds 0, 1, 2, 3, 4" in section
+    assert "holds for" not in text(element(page, "section", "toy_fail"))
+
+
+def test_a_folder_mixing_two_runs_is_flagged_and_not_called_reproduced(repo):
+    import os
+    import time
+
+    folder = repo / "results" / "toy_pass"
+    (folder / "config.json").write_text("{}")  # the run's first file
+    old = time.time() - 3600
+    os.utime(folder / "figures" / "accuracy.png", (old, old))
+    toy = next(p for p in report.load_papers(report.Layout(repo), CATALOG) if p.id == "toy_pass")
+    assert toy.mixed == ["figures/accuracy.png"] and toy.status == "incomplete" and "mixes two runs" in toy.why_not
+    assert report.main(["--root", str(repo)], catalog=CATALOG) == 0
+    assert "mixed runs" in (repo / "results" / "index.html").read_text()

@@ -1,7 +1,9 @@
 """The experiments of icl_compression: TDNV and ICL accuracy over K, task vectors, bias-variance, noise.
 
 Prompts are drawn from ``numpy.random.default_rng([seed, stream, task, K, noise])``, so one
-experiment's prompts do not depend on the other experiments or on the K grid.
+experiment's prompts do not depend on the other experiments. The K sweep (E1) is paired: each prompt's
+query and its K_max demonstrations are drawn once, and the K-shot prompt keeps the first K of them, so
+that TDNV and accuracy change with K only, not with a fresh draw of queries at each K.
 """
 from __future__ import annotations
 
@@ -13,9 +15,13 @@ import torch
 
 from shared.papers.icl_compression.metrics import relative_bias_variance, tdnv_per_layer
 from shared.papers.icl_compression.states import LastTokenRun, logit_lens_top1, patched_top1, run_last_token
-from shared.papers.icl_compression.tasks import DEFAULT_FORMAT, TASKS, Prompt, answer_token_id, make_prompts
+from shared.papers.icl_compression.tasks import (DEFAULT_FORMAT, TASKS, Prompt, answer_token_id, build_prompt, get_task,
+                                                 make_prompts)
 
-STREAM_ICL, STREAM_QUERIES, STREAM_BIAS, STREAM_NOISE = range(4)
+STREAM_ICL, STREAM_QUERIES, STREAM_BIAS, STREAM_NOISE, STREAM_NESTED, STREAM_NULL = range(6)
+# The paper's models whose TDNV minimum its figures place at about 0.30-0.38 of depth (GPT-J, Pythia-2.8B,
+# Mamba), in the order the claims prefer them; pythia-14m and the early Amber checkpoints do not compress.
+PAPER_COMPRESSING = ("gpt-j-6b", "pythia-2.8b", "mamba-2.8b-hf")
 TASK_IDS = {name: i for i, name in enumerate(TASKS)}
 
 
@@ -73,11 +79,40 @@ def icl_prompts(tasks: list[str], n: int, k: int, seed: int, fmt: str = DEFAULT_
                                                     noise_ratio=noise_ratio, fixed_query=fixed_query)]
 
 
+def nested_icl_prompts(tasks: list[str], n: int, k_list: list[int], seed: int,
+                       fmt: str = DEFAULT_FORMAT) -> dict[int, list[Prompt]]:
+    """``n`` prompts per task for every K of ``k_list``, paired: prompt i of a task has the same query at
+    every K, and its K demonstrations are the first K of one draw of max(k_list)."""
+    k_max = max(k_list)
+    out: dict[int, list[Prompt]] = {k: [] for k in k_list}
+    for t in tasks:
+        spec, rng = get_task(t), prompt_rng(seed, STREAM_NESTED, t, 0)
+        for _ in range(n):
+            demos = [(x, spec.answer(x)) for x in (spec.sample_input(rng) for _ in range(k_max))]
+            query = spec.sample_input(rng)
+            for k in k_list:
+                out[k].append(Prompt(build_prompt(demos[:k], query, fmt), spec.answer(query), t, query))
+    return out
+
+
 def k_sweep(model, tokenizer, tasks: list[str], n: int, k_list: list[int], seed: int,
             fmt: str = DEFAULT_FORMAT, batch_size: int = 16) -> dict[int, IclEval]:
-    """E1: ``n`` prompts per task at each K."""
-    return {k: evaluate(model, tokenizer, icl_prompts(tasks, n, k, seed, fmt), tasks, batch_size, desc=f"K={k}")
-            for k in k_list}
+    """E1: ``n`` prompts per task at each K (paired over K: :func:`nested_icl_prompts`)."""
+    prompts = nested_icl_prompts(tasks, n, k_list, seed, fmt)
+    return {k: evaluate(model, tokenizer, prompts[k], tasks, batch_size, desc=f"K={k}") for k in k_list}
+
+
+def shuffled_label_tdnv(ev: IclEval, seed: int, reduce: str = "mean") -> np.ndarray:
+    """(L,) TDNV of the same states with the task labels randomly permuted: the null of no task structure."""
+    labels = np.random.default_rng([seed, STREAM_NULL]).permutation(ev.labels)
+    return tdnv_per_layer(ev.run.states, labels, reduce)
+
+
+def main_model(names) -> str:
+    """The model the claims are made on: the first of the paper's compressing models (PAPER_COMPRESSING) that
+    ``names`` holds, else the first name."""
+    names = list(names)
+    return next((m for m in PAPER_COMPRESSING if m in names), names[0])
 
 
 def layer_summary(curve: np.ndarray) -> dict[str, float]:

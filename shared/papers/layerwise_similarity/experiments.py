@@ -126,34 +126,6 @@ def text_similarity(model_path, n_sentences: int, n_tokens: int, seed: int, drop
             "pearson": float(pearsonr(upper_pairs(cos), upper_pairs(cka)).statistic), "n_tokens": H.shape[1]}
 
 
-def vision_claim_values(runs: dict[str, ExitRun]) -> dict[str, float]:
-    """The measured values behind the vision claims (standard and aligned runs needed; multi-exit optional)."""
-    std, ali = runs["standard"], runs["aligned"]
-    values = {
-        "acc1_gap": ali.accuracy[0] - std.accuracy[0],
-        "last_gap": abs(ali.accuracy[-1] - std.accuracy[-1]),
-        "aligned_min_step": float(np.diff(ali.accuracy).min()) if ali.n_layers > 1 else 0.0,
-        "cos1L_gap": ali.cos[0, -1] - std.cos[0, -1],
-        "rho_min": min(std.rho, ali.rho),
-        "saturated_standard": std.saturated,
-        "saturated_aligned": ali.saturated,
-    }
-    if "multi_exit" in runs:
-        gap = np.abs(ali.accuracy - runs["multi_exit"].accuracy)
-        values |= {"multi_max_gap": gap.max(), "multi_mean_gap": gap.mean(), "rho_multi_exit": runs["multi_exit"].rho}
-    return {k: float(v) for k, v in values.items()}
-
-
-def text_claim_values(text: dict) -> dict[str, float]:
-    """Agreement, positivity and decay with distance of a text model's COS matrix."""
-    cos = text["cos"]
-    return {
-        "rho": text["rho"],
-        "min_cos": float(upper_pairs(cos).min()),
-        "row1_max_step": float(np.diff(cos[0]).max()),  # < 0: layer 1's row strictly decreasing
-    }
-
-
 def run_gpt2(mode: str, cfg, device: torch.device | str) -> SimpleNamespace:
     """Fine-tune the local GPT-2 on WikiText-103 in ``mode`` (official recipe) and measure it on the test set."""
     from shared.papers.layerwise_similarity.gpt2_wikitext import evaluate_gpt2_exits, load_gpt2_exits, pad_id, train_gpt2_exits, wikitext_corpus

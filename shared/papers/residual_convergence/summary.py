@@ -14,7 +14,7 @@ def paired_runs(runs: pd.DataFrame, residual: float = 1.0) -> pd.DataFrame:
     Columns get the suffixes ``_res`` (alpha = ``residual``) and ``_nores`` (alpha = 0), plus
     the gaps ``kappa_gap`` = kappa_nores / kappa_res and ``speedup`` = ratio_nores / ratio_res.
     """
-    cols = [*PAIR_KEYS, "kappa0", "ratio", "r2"]
+    cols = [*PAIR_KEYS, "kappa0", "ratio", "r2", "rho"]
     res = runs.loc[runs.alpha == residual, cols]
     nores = runs.loc[runs.alpha == 0.0, cols]
     pairs = res.merge(nores, on=PAIR_KEYS, suffixes=("_res", "_nores"))
@@ -23,21 +23,54 @@ def paired_runs(runs: pd.DataFrame, residual: float = 1.0) -> pd.DataFrame:
     return pairs
 
 
+def worst(values, how: str) -> float:
+    """min or max of ``values`` that does not skip NaN (pandas' ``.min()`` does): NaN anywhere gives NaN.
+
+    No values at all give NaN too (nothing was measured)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return float("nan")
+    return float(np.min(values) if how == "min" else np.max(values))
+
+
+def falling_fit_r2(r2, rho) -> np.ndarray:
+    """R^2 of each run's log-linear fit, -inf where the fitted rate rho is not positive.
+
+    A straight line through the log-loss of a diverging or stalled run has a high R^2 too; linear
+    *convergence* needs the loss to fall (rho > 0). NaN R^2 stays NaN."""
+    r2, rho = np.asarray(r2, dtype=float), np.asarray(rho, dtype=float)
+    return np.where(rho > 0, r2, np.where(np.isnan(r2), np.nan, -np.inf))
+
+
 def claim_values(pairs: pd.DataFrame, stable_ranks: pd.DataFrame) -> dict[str, float]:
-    """Worst cases over every (seed, beta) pair, the residual R^2 at each beta, stable rank at beta=1."""
+    """Worst cases over every (seed, beta) pair, the residual R^2 at each beta, stable rank at beta=1.
+
+    Every worst case propagates NaN (a NaN run makes the value NaN, which never passes a claim).
+    ``linear_fit_min_beta<b>``: the smallest R^2 at beta = b, -inf if a residual run's loss does not fall.
+    """
     values = {
-        "kappa_res_max": pairs.kappa0_res.max(),
-        "kappa_nores_min": pairs.kappa0_nores.min(),
-        "kappa_gap_min": pairs.kappa_gap.min(),
-        "ratio_res_max": pairs.ratio_res.max(),
-        "ratio_nores_min": pairs.ratio_nores.min(),
-        "speedup_min": pairs.speedup.min(),
+        "kappa_res_max": worst(pairs.kappa0_res, "max"),
+        "kappa_nores_min": worst(pairs.kappa0_nores, "min"),
+        "kappa_gap_min": worst(pairs.kappa_gap, "min"),
+        "ratio_res_max": worst(pairs.ratio_res, "max"),
+        "ratio_nores_min": worst(pairs.ratio_nores, "min"),
+        "speedup_min": worst(pairs.speedup, "min"),
     }
-    for beta, r2 in pairs.groupby("beta").r2_res.min().items():
-        values[f"r2_res_min_beta{beta:g}"] = r2
+    for beta, group in pairs.groupby("beta"):
+        values[f"r2_res_min_beta{beta:g}"] = worst(group.r2_res, "min")
+        if "rho_res" in group:
+            values[f"rho_res_min_beta{beta:g}"] = worst(group.rho_res, "min")
+            values[f"linear_fit_min_beta{beta:g}"] = worst(falling_fit_r2(group.r2_res, group.rho_res), "min")
     at_one = stable_ranks.loc[stable_ranks.beta == 1.0, "stable_rank"]
     values["stable_rank_beta1"] = at_one.iloc[0] if len(at_one) else np.nan
     return {k: float(v) for k, v in values.items()}
+
+
+def r2_pass_rate(runs: pd.DataFrame, beta: float, threshold: float = 0.95, residual: float = 1.0) -> tuple[int, int]:
+    """(runs whose residual fit at ``beta`` has R^2 > threshold and rho > 0, runs) over the grid's seeds."""
+    rows = runs[(runs.alpha == residual) & (runs.beta == beta)]
+    score = falling_fit_r2(rows.r2, rows.rho)
+    return int(np.sum(score > threshold)), len(rows)
 
 
 def rate_correlation(runs: pd.DataFrame) -> float:

@@ -1,4 +1,4 @@
-"""Claim values from hand-made runs, and the DeiT / CIFAR-10 path on a tiny random ViT and fake pickles."""
+"""The DeiT / CIFAR-10 path on a tiny random ViT and fake pickles."""
 import pickle
 from types import SimpleNamespace
 
@@ -8,38 +8,7 @@ import torch
 
 from shared.papers.layerwise_similarity.deit_cifar import require_deit
 from shared.errors import MissingInputError
-from shared.papers.layerwise_similarity.experiments import ExitRun, run_deit, text_claim_values, vision_claim_values
-
-
-def run(mode, accuracy, cos_1L, saturation=(3, 3)):
-    L = len(accuracy)
-    cos = np.eye(L)
-    cos[0, -1] = cos[-1, 0] = cos_1L
-    return ExitRun(mode, np.array(accuracy), cos, cos.copy(), np.array(saturation), np.zeros((L, 2, 2)))
-
-
-def test_vision_claim_values_from_hand_made_runs():
-    runs = {"standard": run("standard", [0.3, 0.6, 0.9], 0.2, (3, 1)),
-            "aligned": run("aligned", [0.8, 0.85, 0.9], 0.6, (1, 1)),
-            "multi_exit": run("multi_exit", [0.7, 0.85, 0.91], 0.1)}
-    v = vision_claim_values(runs)
-    assert v["acc1_gap"] == pytest.approx(0.5)
-    assert v["last_gap"] == pytest.approx(0.0)
-    assert v["aligned_min_step"] == pytest.approx(0.05)
-    assert v["cos1L_gap"] == pytest.approx(0.4)
-    assert v["multi_max_gap"] == pytest.approx(0.1)
-    assert v["multi_mean_gap"] == pytest.approx(0.11 / 3)
-    assert v["saturated_standard"] == pytest.approx(0.5) and v["saturated_aligned"] == pytest.approx(1.0)
-    assert "multi_max_gap" not in vision_claim_values({k: runs[k] for k in ("standard", "aligned")})
-
-
-def test_text_claim_values_detect_decay_and_positivity():
-    cos = np.array([[1, .8, .5], [.8, 1, .7], [.5, .7, 1]])
-    values = text_claim_values({"cos": cos, "rho": 0.95})
-    assert values["min_cos"] == pytest.approx(0.5)
-    assert values["row1_max_step"] == pytest.approx(-0.2)
-    cos[0, 2] = cos[2, 0] = 0.9
-    assert text_claim_values({"cos": cos, "rho": 0.95})["row1_max_step"] > 0
+from shared.papers.layerwise_similarity.experiments import run_deit
 
 
 @pytest.fixture

@@ -186,6 +186,7 @@ def test_paired_runs_and_claim_values_take_the_worst_case():
     runs = pd.DataFrame({
         "seed": [0, 0, 1, 1], "beta": [1.0] * 4, "layers": [1] * 4, "alpha": [0.0, 1.0, 0.0, 1.0],
         "kappa0": [1e4, 5.0, 300.0, 6.0], "ratio": [0.9, 1e-5, 0.5, 1e-4], "r2": [0.5, 0.99, 0.6, 0.97],
+        "rho": [1e-4, 0.02, 1e-4, 0.01],
     })
     pairs = paired_runs(runs)
     assert pairs.kappa_gap.tolist() == pytest.approx([2e3, 50.0])
@@ -194,7 +195,20 @@ def test_paired_runs_and_claim_values_take_the_worst_case():
     assert values == pytest.approx({
         "kappa_res_max": 6.0, "kappa_nores_min": 300.0, "kappa_gap_min": 50.0, "ratio_res_max": 1e-4,
         "ratio_nores_min": 0.5, "speedup_min": 5e3, "r2_res_min_beta1": 0.97, "stable_rank_beta1": 1.01,
+        "rho_res_min_beta1": 0.01, "linear_fit_min_beta1": 0.97,
     })
+
+
+def test_claim_values_do_not_skip_nan_and_a_diverging_fit_is_not_linear_convergence():
+    """pandas' min/max skip NaN: the worst case must not (issue 10)."""
+    runs = pd.DataFrame({
+        "seed": [0, 0, 1, 1], "beta": [1.0] * 4, "layers": [1] * 4, "alpha": [0.0, 1.0, 0.0, 1.0],
+        "kappa0": [1e4, 5.0, 300.0, math.nan], "ratio": [0.9, 1e-5, 0.5, 1e-4], "r2": [0.5, 0.99, 0.6, 0.99],
+        "rho": [1e-4, 0.02, 1e-4, -0.05],
+    })
+    values = claim_values(paired_runs(runs), pd.DataFrame({"beta": [1.0], "stable_rank": [1.01]}))
+    assert math.isnan(values["kappa_res_max"]) and math.isnan(values["kappa_gap_min"])
+    assert values["r2_res_min_beta1"] == pytest.approx(0.99) and values["linear_fit_min_beta1"] == -math.inf
 
 
 def test_rate_correlation_ranks_finished_runs():

@@ -1,0 +1,191 @@
+"""nc_losses: the Verdict (shared.papers.nc_losses.verdict), one sabotage test per checked claim.
+
+A healthy run (values like the measured `cpu` ones) passes every claim; each sabotage feeds the
+matching broken input (a UFM or network that does not train, shuffled labels, an untrained
+classifier, one loss far off) and asserts FAIL; a NaN anywhere gives FAIL too.
+"""
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from shared import claims
+from shared.papers.nc_losses.experiments import load_data, paper_loss
+from shared.papers.nc_losses.verdict import EXPECTED_NA, record_claims, worst
+from shared.toolkit.models import create_model
+from shared.toolkit.neural_collapse import collapse_metrics
+from shared.toolkit.train import log_spaced, predict
+from shared.toolkit.ufm import UFMSettings, train_ufm
+
+LOSSES = ["ce", "ls", "fl", "mse"]
+EPOCHS, UFM_STEPS, RESCALE = 200, 15000, 15.0
+CHECKED = ["ufm_nc1", "ufm_nc2", "ufm_nc3", "train_acc", "nc1_halves", "nc1_fall", "nc1_final", "nc23_final",
+           "acc_band"]
+
+
+def healthy_ufm() -> pd.DataFrame:
+    rows = []
+    for loss in LOSSES:
+        for step in (1, 100, UFM_STEPS):
+            late = step == UFM_STEPS
+            rows.append({"step": step, "loss": loss, "objective": 1.0, "nc1": 2e-5 if late else 1.0,
+                         "nc2_w": 0.04 if late else 0.5, "nc2_h": 0.05 if late else 0.6,
+                         "nc3": 0.04 if late else 0.7, "nc4": 0.1})
+    return pd.DataFrame(rows)
+
+
+def healthy_history(seeds=(0, 1)) -> pd.DataFrame:
+    rows = []
+    for loss in LOSSES:
+        for seed in seeds:
+            for epoch in log_spaced(EPOCHS, 20):
+                late = epoch == EPOCHS
+                fl = loss == "fl"
+                rows.append({"epoch": epoch, "loss": loss, "seed": seed, "train_acc": 1.0 if late else 0.9,
+                             "test_acc": 0.932 + 0.001 * LOSSES.index(loss), "nc1": 0.005 if late else 0.3,
+                             "nc2_w": (0.22 if fl else 0.09) if late else 0.3,
+                             "nc2_h": (0.2 if fl else 0.08) if late else 0.3,
+                             "nc3": (0.22 if fl else 0.09) if late else 0.4,
+                             "nc4": 0.99 * RESCALE / np.sqrt(10) if loss == "mse" else 0.1})
+    return pd.DataFrame(rows)
+
+
+def verdicts(ufm=None, history=None, scale="cpu", losses=LOSSES) -> claims.ClaimBook:
+    book = claims.ClaimBook("nc_losses", scale=scale, expected_na=EXPECTED_NA)
+    return record_claims(book, healthy_ufm() if ufm is None else ufm,
+                         healthy_history() if history is None else history,
+                         losses=losses, epochs=EPOCHS, ufm_steps=UFM_STEPS, mse_rescale=RESCALE)
+
+
+def set_final(history, column, value, loss=None, seed=None):
+    history = history.copy()
+    rows = history.epoch == EPOCHS
+    if loss is not None:
+        rows &= history.loss == loss
+    if seed is not None:
+        rows &= history.seed == seed
+    history.loc[rows, column] = value
+    return history
+
+
+def test_a_healthy_run_passes_every_claim_and_reproduces():
+    book = verdicts()
+    assert {c.name: c.verdict for c in book.claims if c.verdict != "INFO"} == {name: "PASS" for name in CHECKED}
+    assert book.reproduces and book.na == 0
+
+
+def test_smoke_marks_the_budget_claims_na_with_a_reason():
+    book = verdicts(scale="smoke")
+    na = [c for c in book.claims if c.verdict == "N/A"]
+    assert len(na) == EXPECTED_NA["smoke"] and all(c.note for c in na)
+    assert not book.reproduces
+
+
+def test_worst_does_not_skip_nan():
+    assert np.isnan(worst(pd.Series([1.0, np.nan]), "min")) and np.isnan(worst([], "max"))
+
+
+# --- sabotage: one per checked claim id -------------------------------------------------------
+
+def untrained_ufm() -> pd.DataFrame:
+    """A UFM that does not train (lr ~ 0): the features stay at their random start."""
+    settings = UFMSettings(dim=20, per_class=5, lr=1e-9, steps=30, eval_points=3)
+    return pd.concat([train_ufm(paper_loss(name, SimpleNamespace(ls_alpha=0.05, fl_gamma=3.0, mse_rescale=RESCALE)),
+                                settings).assign(loss=name) for name in LOSSES], ignore_index=True)
+
+
+@pytest.mark.sabotage("ufm_nc1", "ufm_nc2", "ufm_nc3")
+def test_sabotage_ufm_that_does_not_train():
+    ufm = untrained_ufm()
+    book = claims.ClaimBook("nc_losses", scale="cpu")
+    record_claims(book, ufm, healthy_history(), losses=LOSSES, epochs=EPOCHS, ufm_steps=30, mse_rescale=RESCALE)
+    for name in ("ufm_nc1", "ufm_nc2", "ufm_nc3"):
+        assert book.verdict_of(name) == "FAIL", name
+
+
+@pytest.mark.parametrize("name, column", [("ufm_nc1", "nc1"), ("ufm_nc2", "nc2_h"), ("ufm_nc3", "nc3")])
+def test_sabotage_ufm_one_loss_not_collapsed(name, column):
+    ufm = healthy_ufm()
+    ufm.loc[(ufm.step == UFM_STEPS) & (ufm.loss == "fl"), column] = 0.5
+    assert verdicts(ufm=ufm).verdict_of(name) == "FAIL"
+
+
+def test_sabotage_train_acc():
+    """Shuffled labels: the network cannot fit every training label."""
+    assert verdicts(history=set_final(healthy_history(), "train_acc", 0.93, loss="ls", seed=1)).verdict_of("train_acc") == "FAIL"
+
+
+def test_sabotage_nc1_halves():
+    """A network that does not train: NC1 at the end equals its early value."""
+    history = healthy_history()
+    history["nc1"] = 0.3
+    assert verdicts(history=history).verdict_of("nc1_halves") == "FAIL"
+
+
+def test_sabotage_nc1_fall():
+    assert verdicts(history=set_final(healthy_history(), "nc1", 0.1, loss="mse", seed=0)).verdict_of("nc1_fall") == "FAIL"
+
+
+def test_sabotage_nc1_final():
+    assert verdicts(history=set_final(healthy_history(), "nc1", 0.05, loss="ce", seed=1)).verdict_of("nc1_final") == "FAIL"
+
+
+@pytest.fixture(scope="module")
+def untrained_network_metrics():
+    """NC metrics of an untrained 3x512 MLP on MNIST training images (what the claim must not pass on)."""
+    torch.manual_seed(0)
+    cfg = SimpleNamespace(dataset="mnist", train_per_class=30, test_per_class=1, seed=0, cifar_dir=None,
+                          cifar100_dir=None)
+    (x, y), _ = load_data(cfg)
+    model = create_model("mlp", num_classes=10, in_features=x[0].numel(), widths=[512] * 3)
+    _, features = predict(model, x, 256, torch.device("cpu"))
+    return collapse_metrics(features.numpy(), y.numpy(), model.fc.weight, model.fc.bias)
+
+
+def test_sabotage_nc23_final(untrained_network_metrics):
+    """The untrained network's class-mean NC2 and NC3 fail the 0.2 bound (the classifier's NC2 alone would pass)."""
+    untrained = untrained_network_metrics
+    assert untrained["nc2_w"] < 0.2  # why the classifier's NC2 is not the asserted half
+    history = healthy_history()
+    for column in ("nc2_w", "nc2_h", "nc3"):
+        history = set_final(history, column, untrained[column])
+    book = verdicts(history=history)
+    assert book.verdict_of("nc23_final") == "FAIL"
+    assert max(untrained["nc2_h"], untrained["nc3"]) > 0.2
+
+
+def test_sabotage_acc_band():
+    history = set_final(healthy_history(), "test_acc", 0.9, loss="fl")
+    assert verdicts(history=history).verdict_of("acc_band") == "FAIL"
+
+
+def test_acc_band_is_na_with_one_loss_and_applies_at_paper():
+    history = healthy_history()
+    one = verdicts(history=history[history.loss == "ce"], losses=["ce"])
+    claim = next(c for c in one.claims if c.name == "acc_band")
+    assert claim.verdict == "N/A" and "two losses" in claim.note
+    assert not one.reproduces
+    assert verdicts(scale="paper").verdict_of("acc_band") == "PASS"
+
+
+def test_fl_is_shown_not_asserted():
+    book = verdicts(history=set_final(healthy_history(), "nc3", 0.24, loss="fl"))
+    assert book.verdict_of("nc23_final_fl") == "INFO" and book.verdict_of("nc23_final") == "PASS"
+
+
+@pytest.mark.sabotage(*CHECKED)
+@pytest.mark.parametrize("name", CHECKED)
+def test_sabotage_nan_fails_every_claim(name):
+    """A NaN in the inputs of each claim gives FAIL, never PASS."""
+    ufm, history = healthy_ufm(), healthy_history()
+    column = {"ufm_nc1": "nc1", "ufm_nc2": "nc2_w", "ufm_nc3": "nc3", "train_acc": "train_acc", "nc1_halves": "nc1",
+              "nc1_fall": "nc1", "nc1_final": "nc1", "nc23_final": "nc2_h", "acc_band": "test_acc"}[name]
+    if name.startswith("ufm"):
+        ufm.loc[(ufm.step == UFM_STEPS) & (ufm.loss == "ce"), column] = np.nan
+    elif name == "nc1_halves":
+        history.loc[(history.epoch == 9) & (history.loss == "ls") & (history.seed == 0), column] = np.nan
+    else:
+        history = set_final(history, column, np.nan, loss="ce", seed=1)
+    assert verdicts(ufm=ufm, history=history).verdict_of(name) == "FAIL"
