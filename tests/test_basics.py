@@ -43,6 +43,7 @@ def test_output_dir_follows_the_runner_staging_variable(tmp_path, monkeypatch):
 
 
 def test_save_figure_writes_a_png():
+    plt.close("all")  # figures other tests left open
     plots.set_theme()
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
