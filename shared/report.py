@@ -129,7 +129,7 @@ class PaperResult:
         if self.status != "incomplete":
             return ""
         if self.mixed:
-            return f"its folder mixes two runs ({len(self.mixed)} files older than its config.json)"
+            return f"its folder mixes two runs ({', '.join(self.mixed)} disagree with its config.json)"
         if self.scale not in ("cpu", "paper"):
             return f"a {self.scale or 'unknown'}-scale run is a smoke test, not a reproduction"
         return f"{self.na} claims N/A where the notebook declares {self.expected_na} at {self.scale}"
@@ -187,17 +187,22 @@ def load_paper(paper_id: str, layout: Layout, catalog: Mapping[str, Any]) -> Pap
 
 
 def files_from_another_run(folder: Path) -> list[str]:
-    """Files of a results folder written before its run began (config.json is the run's first file).
+    """Files of a results folder that disagree with its config.json (the run's first file) about the run.
 
-    The runner and interactive runs replace a folder whole, so such files mean that two runs were
+    The runner and interactive runs replace a folder whole, so a disagreement means two runs were
     mixed (e.g. files copied in by hand); the page flags them and does not call the paper reproduced.
+    Content, not mtimes: DVC's checkout and commit rewrite file times.
     """
-    config = folder / "config.json"
-    if not config.exists():
+    config = read_json(folder / "config.json")
+    if not config:
         return []
-    start = config.stat().st_mtime - 1.0
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and p.stat().st_mtime < start)
+    run, claims = read_json(folder / "run.json"), read_json(folder / "claims.json")
+    mixed = []
+    if run and run.get("config") not in (None, config):
+        mixed.append("run.json")
+    if claims and config.get("scale") and claims.get("scale") not in (None, config["scale"]):
+        mixed.append("claims.json")
+    return mixed
 
 
 def holds_for(paper: PaperResult, claim: str) -> str:
