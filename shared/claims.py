@@ -8,6 +8,9 @@ infinite measurement never PASSes.
 ``cpu`` or ``paper`` run whose applicable claims all PASS (at least one), and with no more N/A
 claims than the notebook declares for that scale (``ClaimBook(..., expected_na={"cpu": 0, ...})``,
 0 when not declared).
+
+The seed rule: a checked claim listed in the preset's ``shown_not_asserted.<scale>`` (it did not hold
+for every seed of 0-4 there) is recorded as INFO with its threshold and the reason, never as PASS.
 """
 from __future__ import annotations
 
@@ -98,6 +101,23 @@ def reproduces(scale: str | None, passed: int, failed: int, na: int, expected_na
     return (scale in REPRODUCING_SCALES and passed > 0 and failed == 0 and na <= expected_na)
 
 
+def seed_rule(paper_id: str, scale: str) -> dict[str, str]:
+    """The claims of ``paper_id`` shown (not asserted) at ``scale``; {} for a paper without a preset file."""
+    from shared.config import load_seed_rule
+
+    try:
+        return load_seed_rule(paper_id).get(scale, {})
+    except FileNotFoundError:
+        return {}
+
+
+def held(claim: Mapping) -> bool | None:
+    """Whether a claim's value met its threshold (for a check shown as INFO by the seed rule too); None if no threshold."""
+    if not claim.get("op") or claim.get("threshold") is None:
+        return None
+    return verdict(as_measurement(claim.get("measured")), claim["op"], claim["threshold"]) == "PASS"
+
+
 class ClaimBook:
     """Collects a paper's claim checks, prints the verdict table and writes ``claims.json``.
 
@@ -105,9 +125,11 @@ class ClaimBook:
     scale -> int); a run with more N/A than that is not called "reproduces".
     """
 
-    def __init__(self, paper_id: str, scale: str, expected_na: int | Mapping[str, int] | None = None):
+    def __init__(self, paper_id: str, scale: str, expected_na: int | Mapping[str, int] | None = None,
+                 shown: Mapping[str, str] | None = None):
         self.paper_id, self.scale = paper_id, scale
         self.expected_na = expected_na_at(expected_na, scale)
+        self.shown = dict(seed_rule(paper_id, scale) if shown is None else shown)
         self.claims: list[Claim] = []
 
     def check(self, name: str, statement: str, measured, op: str, threshold: float,
@@ -124,6 +146,11 @@ class ClaimBook:
             note = "; ".join(filter(None, [note, f"measured value is {measured}"]))
         if not applies and not note:
             note = f"not applicable at {self.scale}"
+        if applies and name in self.shown:  # the seed rule: shown with its threshold, not asserted
+            would = "held" if result == "PASS" else "did not hold"
+            note = "; ".join(filter(None, [f"not asserted at {self.scale}: {self.shown[name]}; "
+                                           f"{would} in this run", note]))
+            result = "INFO"
         return self._add(Claim(name, statement, measured, op, float(threshold), result, note))
 
     def info(self, name: str, statement: str, measured, note: str = "") -> Claim:

@@ -27,6 +27,8 @@ from shared.runtime import DEVICES
 SCALES = ("smoke", "cpu", "paper")
 COMMON = ("scale", "seed", "device")
 LIMIT_KEYS = {"min", "max", "above", "below", "choices", "items", "min_items"}
+SEED_RULE_KEY = "shown_not_asserted"   # preset key: scale -> {claim: why it is shown, not asserted}
+NON_SCALE_KEYS = ("limits", SEED_RULE_KEY)
 
 
 class PresetError(ValueError):
@@ -48,7 +50,7 @@ def load_presets(paper_id: str) -> dict[str, dict[str, Any]]:
     raw, path = _read_preset_file(paper_id)
     if not isinstance(raw, dict):
         raise PresetError(f"{path} must be a mapping of the scales {SCALES}")
-    presets = {k: v for k, v in raw.items() if k != "limits"}
+    presets = {k: v for k, v in raw.items() if k not in NON_SCALE_KEYS}
     if set(presets) != set(SCALES):
         raise PresetError(f"{path} must define exactly the scales {SCALES}, not {sorted(presets)}")
     knobs = set().union(*(set(v or {}) for v in presets.values()))
@@ -67,6 +69,19 @@ def load_limits(paper_id: str) -> dict[str, dict[str, Any]]:
         if not isinstance(spec, dict) or not set(spec) <= LIMIT_KEYS:
             raise PresetError(f"{path}: limits.{knob} must be a mapping with keys among {sorted(LIMIT_KEYS)}")
     return limits
+
+
+def load_seed_rule(paper_id: str) -> dict[str, dict[str, str]]:
+    """The preset file's ``shown_not_asserted:``: scale -> {claim: why}. The suite's seed rule: a claim that
+    did not hold for every seed of 0-4 at a scale is shown there as INFO with its pass rate, not asserted."""
+    raw, path = _read_preset_file(paper_id)
+    rule = (raw or {}).get(SEED_RULE_KEY) or {}
+    for scale, claims in rule.items():
+        if scale not in SCALES or not isinstance(claims, dict) or \
+                not all(isinstance(k, str) and isinstance(v, str) and v for k, v in claims.items()):
+            raise PresetError(f"{path}: {SEED_RULE_KEY}.{scale} must map claim names to a non-empty reason "
+                              f"(e.g. 'holds for 3/5 seeds'), under one of the scales {SCALES}")
+    return {scale: dict(claims) for scale, claims in rule.items()}
 
 
 def _finite(value: Any) -> bool:

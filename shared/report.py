@@ -208,7 +208,7 @@ def files_from_another_run(folder: Path) -> list[str]:
 def holds_for(paper: PaperResult, claim: str) -> str:
     """``k/n`` seeds for which a checked claim passed in the paper's sweep, or "" without one."""
     row = (paper.seeds.get("claims") or {}).get(claim)
-    if not row or row.get("kind") != "check" or not row.get("applied"):
+    if not row or row.get("kind") not in ("check", "shown") or not row.get("applied"):
         return ""
     return f"{row['passed']}/{row['applied']}"
 

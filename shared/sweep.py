@@ -4,7 +4,9 @@
 Each seed runs as one task of a job array (SLURM) or one local process, through the runner, into
 ``results/sweeps/<id>/seed=<n>/``. Then ``results/sweeps/<id>/seeds.json`` records, for each claim,
 its pass rate over the seeds where it applied, the mean, min and max of its value, and the seeds
-that failed; the scorecard shows it as "holds for k/n seeds".
+that failed; the scorecard shows it as "holds for k/n seeds". ``--collect`` summarizes seed folders
+that are already there. A check that failed some seed is printed as the preset lines of the seed rule
+(``shown_not_asserted:``), which make the claim INFO at that scale.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from shared import paths
+from shared.claims import held
 from shared.cluster import LOGS, add_job_options, log, make_executor, run_paper, submit_and_wait
 from shared.errors import ParameterError
 from shared.results import write_json
@@ -49,20 +52,24 @@ def summarize(paper_id: str, runs: dict[int, dict[str, Any] | None]) -> dict[str
                 names.append(claim["name"])
     table = {}
     for name in names:
-        verdicts, values = {}, []
+        verdicts, outcomes, values = {}, {}, []
         for seed, claims in runs.items():
             claim = next((c for c in (claims or {}).get("claims", []) if c["name"] == name), None)
             verdicts[seed] = claim["verdict"] if claim else "MISSING"
+            outcomes[seed] = verdicts[seed]
+            if claim and claim["verdict"] == "INFO" and held(claim) is not None:  # a check shown by the seed rule
+                outcomes[seed] = "PASS" if held(claim) else "FAIL"
             if claim and claim.get("measured") is not None and math.isfinite(claim["measured"]):
                 values.append(claim["measured"])
-        applied = [s for s, v in verdicts.items() if v in ("PASS", "FAIL", "MISSING")]
-        passed = [s for s in applied if verdicts[s] == "PASS"]
+        applied = [s for s, v in outcomes.items() if v in ("PASS", "FAIL", "MISSING")]
+        passed = [s for s in applied if outcomes[s] == "PASS"]
         kinds = {v for v in verdicts.values() if v != "MISSING"}
+        shown = "INFO" in kinds and any(outcomes[s] != verdicts[s] for s in runs)
         table[name] = {
-            "kind": "info" if kinds == {"INFO"} else ("n/a" if kinds == {"N/A"} else "check"),
+            "kind": "shown" if shown else ("info" if kinds == {"INFO"} else ("n/a" if kinds == {"N/A"} else "check")),
             "passed": len(passed), "applied": len(applied),
             "pass_rate": len(passed) / len(applied) if applied else None,
-            "failed_seeds": [s for s in applied if verdicts[s] != "PASS"],
+            "failed_seeds": [s for s in applied if outcomes[s] != "PASS"],
             "mean": statistics.fmean(values) if values else None,
             "min": min(values) if values else None, "max": max(values) if values else None,
             "verdicts": {str(s): v for s, v in verdicts.items()},
@@ -98,12 +105,36 @@ def sweep(paper_id: str, seeds: Sequence[int], scale: str | None, executor_kind:
         return {f"{paper_id} seed={seed}": job for seed, job in zip(outputs, jobs)}
 
     submit_and_wait(submit, executor_kind)
+    return collect(paper_id, seeds)
+
+
+def seed_rule_advice(paper_id: str, summary: dict[str, Any], scale: str) -> list[str]:
+    """The preset lines the seed rule asks for: every check that failed a seed is shown, not asserted."""
+    lines = []
+    for name, row in summary["claims"].items():
+        if row["kind"] in ("check", "shown") and row["applied"] and row["passed"] < row["applied"]:
+            lines.append(f'    {name}: "holds for {row["passed"]}/{row["applied"]} seeds '
+                         f'({_seed_list(summary["seeds"])}); failed {row["failed_seeds"]}"')
+    if not lines:
+        return []
+    return [f"the seed rule: in shared/presets/{paper_id}.yaml put", "shown_not_asserted:", f"  {scale}:", *lines]
+
+
+def _seed_list(seeds: Sequence[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if list(seeds) == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+
+
+def collect(paper_id: str, seeds: Sequence[int], scale: str = "cpu") -> Path:
+    """Summarize the seed folders already in ``results/sweeps/<id>/`` into seeds.json; return its path."""
     summary = summarize(paper_id, read_runs(paper_id, seeds))
     target = write_json(sweep_dir(paper_id) / "seeds.json", summary)
     for name, row in summary["claims"].items():
-        if row["kind"] == "check":
+        if row["kind"] in ("check", "shown"):
             log(f"{paper_id}/{name}: holds for {row['passed']}/{row['applied']} seeds"
+                + (" (shown, not asserted)" if row["kind"] == "shown" else "")
                 + (f" (failed: {row['failed_seeds']})" if row["failed_seeds"] else ""))
+    for line in seed_rule_advice(paper_id, summary, scale):
+        log(line)
     return target
 
 
@@ -111,11 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("paper", help="paper id")
     parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 (default), 0,2,7")
+    parser.add_argument("--collect", action="store_true",
+                        help="run nothing: summarize the seed folders already in results/sweeps/<id>/")
     add_job_options(parser)
     args = parser.parse_args(argv)
     try:
-        target = sweep(args.paper, parse_seeds(args.seeds), args.scale, args.executor, args.partition,
-                       args.gpus, args.time, args.cpus)
+        if args.collect:
+            target = collect(args.paper, parse_seeds(args.seeds), args.scale or "cpu")
+        else:
+            target = sweep(args.paper, parse_seeds(args.seeds), args.scale, args.executor, args.partition,
+                           args.gpus, args.time, args.cpus)
     except (ParameterError, FileNotFoundError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     except KeyboardInterrupt:

@@ -40,3 +40,12 @@ def scratch_repo(tmp_path):
     for name in ("params.yaml", "dvc.yaml", "pyproject.toml"):
         shutil.copy(REPO_ROOT / name, root / name)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _sabotage_sees_every_check(request, monkeypatch):
+    """A sabotage test asserts FAIL: the seed rule (a claim shown as INFO at a scale) must not hide it."""
+    if request.node.get_closest_marker("sabotage"):
+        from shared import claims
+
+        monkeypatch.setattr(claims, "seed_rule", lambda paper_id, scale: {})

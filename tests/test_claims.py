@@ -117,3 +117,43 @@ def test_book_reproduces_uses_the_declared_na_for_its_scale():
     assert not book_at("cpu", {"smoke": 1}).reproduces      # undeclared at cpu: 0
     assert book_at("paper", 1).reproduces                   # an int declares it for every scale
     assert not book_at("smoke", 1).reproduces
+
+
+# --- the seed rule: a check that failed some seed is shown (INFO), never asserted ---------------
+
+def write_preset(tmp_path, monkeypatch, text):
+    monkeypatch.setattr(paths, "PRESETS_DIR", tmp_path)
+    (tmp_path / "demo.yaml").write_text("smoke: {a: 1}\ncpu: {a: 2}\npaper: {a: 3}\n" + text)
+
+
+def test_the_seed_rule_shows_a_check_at_its_scale_only(tmp_path, monkeypatch):
+    write_preset(tmp_path, monkeypatch, 'shown_not_asserted:\n  cpu:\n    flaky: "holds for 3/5 seeds"\n')
+    from shared.config import load_presets
+
+    assert set(load_presets("demo")) == {"smoke", "cpu", "paper"}  # not a scale
+    cpu = claims.ClaimBook("demo", "cpu")
+    shown = cpu.check("flaky", "s", 0.5, ">", 0.9)
+    kept = cpu.check("solid", "s", 0.5, ">", 0.9)
+    assert (shown.verdict, kept.verdict) == ("INFO", "FAIL")
+    assert shown.threshold == 0.9 and "3/5" in shown.note and "did not hold in this run" in shown.note
+    assert claims.held(json.loads(json.dumps(shown.__dict__))) is False  # a sweep still counts it
+    assert claims.ClaimBook("demo", "paper").check("flaky", "s", 0.5, ">", 0.9).verdict == "FAIL"
+    assert claims.ClaimBook("demo", "cpu").check("flaky", "s", math.nan, ">", 0.9, applies=False).verdict == "N/A"
+
+
+def test_a_malformed_seed_rule_is_refused(tmp_path, monkeypatch):
+    from shared.config import PresetError
+
+    write_preset(tmp_path, monkeypatch, "shown_not_asserted:\n  cpu:\n    flaky: ''\n")
+    with pytest.raises(PresetError, match="shown_not_asserted.cpu"):
+        claims.ClaimBook("demo", "cpu")
+
+
+def test_every_seed_rule_entry_names_a_checked_claim():
+    """A typo in a preset's shown_not_asserted would silently assert the claim it meant to show."""
+    from shared.config import load_seed_rule
+    from tests.test_sabotage_coverage import declared_claims, paper_ids
+
+    for paper_id in paper_ids():
+        names = {name for scale in load_seed_rule(paper_id).values() for name in scale}
+        assert names <= declared_claims(paper_id), (paper_id, names - declared_claims(paper_id))

@@ -4,14 +4,7 @@ import math
 import pytest
 
 from shared.claims import ClaimBook
-from shared.papers.projector_alignment import verdict as verdict_module
 from shared.papers.projector_alignment.verdict import record_claims, record_llava_claims
-
-
-@pytest.fixture(autouse=True)
-def asserted(monkeypatch):
-    """The sabotage tests run the cpu claims as checks (as once seeds 0-4 are measured)."""
-    monkeypatch.setattr(verdict_module, "CPU_ASSERTED", {k: True for k in verdict_module.CPU_ASSERTED})
 
 ARM0 = dict(caption_acc=0.98, cos_own=0.24, cos_other=0.04, cos_gap=0.20, span_fraction=0.43, digit_top1=0.70,
             color_top1=0.85, grounding=0.95, encoder_entropy_uncentered=0.33, projector_entropy_uncentered=0.5,
@@ -21,8 +14,9 @@ ARM1 = dict(ARM0, cos_own=0.62, cos_other=0.11, cos_gap=0.51, span_fraction=0.91
 SMOKE0 = dict(ARM0, digit_top1=0.15)
 
 
-def verdicts(arm0, arm1, scale="cpu"):
-    book = record_claims(ClaimBook("projector_alignment", scale=scale), {0.0: arm0, 1.0: arm1}, scale)
+def verdicts(arm0, arm1, scale="cpu", shown=None):
+    """The verdicts as checks (no seed rule), or with the claims of ``shown`` shown as INFO."""
+    book = record_claims(ClaimBook("projector_alignment", scale=scale, shown=shown or {}), {0.0: arm0, 1.0: arm1}, scale)
     return {c.name: c.verdict for c in book.claims}
 
 
@@ -104,7 +98,6 @@ def test_sabotage_llava_finite():
     assert v(nan(good, "cos_gap"))["llava_finite"] == "FAIL"
 
 
-def test_unmeasured_cpu_claims_are_info(monkeypatch):
-    monkeypatch.setattr(verdict_module, "CPU_ASSERTED", {k: False for k in verdict_module.CPU_ASSERTED})
-    v = verdicts(ARM0, ARM0)
+def test_seed_rule_claims_are_info():
+    v = verdicts(ARM0, ARM0, shown={"aligned_cos_gain": "holds for 3/5 seeds"})
     assert v["aligned_cos_gain"] == "INFO" and v["all_finite"] == "PASS"
