@@ -194,13 +194,19 @@ def kernel_environment(staging: Path) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def provenance(paper_id: str, parameters: dict[str, Any], staging: Path, started: datetime,
-               wall: float) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
+def git_state() -> dict[str, Any]:
+    """The commit and whether tracked files differ from it, read when a run starts (the code it ran)."""
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
         return out.stdout.strip()
+
+    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def provenance(paper_id: str, parameters: dict[str, Any], staging: Path, started: datetime,
+               wall: float, code: dict[str, Any]) -> dict[str, Any]:
+    """run.json: parameters, config, the code's commit at the start (``code``), data, versions, hardware."""
+    from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}
     for name in VERSIONED:
@@ -215,7 +221,7 @@ def provenance(paper_id: str, parameters: dict[str, Any], staging: Path, started
     return {
         "paper": paper_id, "scale": parameters["scale"], "seed": config.get("seed"),
         "parameters": parameters, "config": config,
-        "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        **code,
         "data_md5": dir_md5(paths.DATA_DIR) if paths.DATA_DIR.is_dir() else None,
         "started": started.isoformat(timespec="seconds"), "wall_time_s": round(wall, 1),
         "versions": versions,
@@ -353,7 +359,7 @@ def execute(paper_id: str, parameters: dict[str, Any], dest: Path) -> Path:
     staging_root.mkdir(parents=True, exist_ok=True)
     prune_staging(staging_root)
     staging = Path(tempfile.mkdtemp(prefix=f"{paper_id}-pid{os.getpid()}-", dir=staging_root))
-    started, t0 = datetime.now(timezone.utc), time.time()
+    started, t0, code = datetime.now(timezone.utc), time.time(), git_state()
     log(f"{paper_id} @ {parameters['scale']}: started")
     executed = staging / "notebook.ipynb"
     try:
@@ -382,7 +388,7 @@ def execute(paper_id: str, parameters: dict[str, Any], dest: Path) -> Path:
     wall = time.time() - t0
     from shared.results import write_json
 
-    write_json(staging / "run.json", provenance(paper_id, parameters, staging, started, wall))
+    write_json(staging / "run.json", provenance(paper_id, parameters, staging, started, wall, code))
     dest.parent.mkdir(parents=True, exist_ok=True)
     previous = staging_root / f"{staging.name}-previous"
     if dest.exists():

@@ -121,3 +121,15 @@ def test_paper_scale_without_local_data_fails_naming_the_parameter(tmp_path, mon
     assert "'cifar_dir'" in error.value.evalue and "data_batch_1" in error.value.evalue
     assert not (tmp_path / "results" / "nc_losses").exists()
     assert (tmp_path / "results" / "failed" / "nc_losses.ipynb").exists()
+
+
+def test_run_json_names_the_commit_the_run_started_from(monkeypatch):
+    """A commit made while a long run goes on must not be recorded as the code it ran."""
+    from datetime import datetime, timezone
+
+    states = iter([{"git_commit": "a" * 40, "git_dirty": False}, {"git_commit": "b" * 40, "git_dirty": True}])
+    monkeypatch.setattr(run, "git_state", lambda: next(states))
+    code = run.git_state()  # read at the start, as main() does
+    run.git_state()         # a later commit
+    record = run.provenance("demo", {"scale": "smoke"}, Path("/nonexistent"), datetime.now(timezone.utc), 1.0, code)
+    assert (record["git_commit"], record["git_dirty"]) == ("a" * 40, False)
