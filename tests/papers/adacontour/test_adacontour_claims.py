@@ -149,3 +149,15 @@ def test_sabotage_robustness_free(depth3):
     broken = table.assign(iou=np.where(table.method == "fms", weak, table.iou))
     assert verdicts(robust=broken)["robustness_free"] == "FAIL"
     assert verdicts(robust=robust_table(clean=(0.95, math.nan)))["robustness_free"] == "FAIL"
+
+
+def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
+    from shared.papers.adacontour.verdict import EXPECTED_NA
+
+    args = GOOD
+    for scale in ("cpu", "smoke"):
+        horse = args["horse"] if scale == "cpu" else GOOD_HORSE[GOOD_HORSE.depth.isin([0, 3])]
+        book = record_claims(ClaimBook("adacontour", scale=scale, expected_na=EXPECTED_NA), horse, args["disk_iou"],
+                             args["blobs"], args["energy"], args["robust"], scale)
+        assert book.na == EXPECTED_NA[scale], scale
+    assert book.reproduces is False  # smoke never reproduces

@@ -173,3 +173,13 @@ def test_nan_never_passes():
 def test_seed_rule_claims_are_shown_not_asserted():
     v = verdicts(*tables(), shown={"k_compresses": "holds for 4/5 seeds"})
     assert v["k_compresses"] == "INFO" and v["compression"] == "PASS"
+
+
+def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
+    from shared.papers.icl_compression.verdict import EXPECTED_NA
+
+    for scale in ("smoke", "cpu"):
+        book = record_claims(ClaimBook("icl_compression", scale=scale, expected_na=EXPECTED_NA, shown={}), *tables(),
+                             BV, k_main=5, scale=scale)
+        assert book.na == EXPECTED_NA[scale] and book.failed == 0, scale
+    assert book.reproduces

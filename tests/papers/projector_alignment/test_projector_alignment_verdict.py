@@ -101,3 +101,14 @@ def test_sabotage_llava_finite():
 def test_seed_rule_claims_are_info():
     v = verdicts(ARM0, ARM0, shown={"aligned_cos_gain": "holds for 3/5 seeds"})
     assert v["aligned_cos_gain"] == "INFO" and v["all_finite"] == "PASS"
+
+
+def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
+    from shared.papers.projector_alignment.verdict import EXPECTED_NA
+
+    book = record_claims(ClaimBook("projector_alignment", scale="cpu", expected_na=EXPECTED_NA, shown={}),
+                         {0.0: ARM0, 1.0: ARM1}, "cpu")
+    assert book.na == EXPECTED_NA["cpu"] and book.reproduces
+    smoke = record_claims(ClaimBook("projector_alignment", scale="smoke", expected_na=EXPECTED_NA),
+                          {0.0: SMOKE0, 1.0: ARM1}, "smoke")
+    assert smoke.na == EXPECTED_NA["smoke"]
