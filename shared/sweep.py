@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from shared import paths
-from shared.claims import held
+from shared.claims import fmt, held
 from shared.cluster import LOGS, add_job_options, log, make_executor, run_paper, submit_and_wait
 from shared.errors import ParameterError
 from shared.results import write_json
@@ -52,7 +52,7 @@ def summarize(paper_id: str, runs: dict[int, dict[str, Any] | None]) -> dict[str
                 names.append(claim["name"])
     table = {}
     for name in names:
-        verdicts, outcomes, values = {}, {}, []
+        verdicts, outcomes, values, test = {}, {}, [], {}
         for seed, claims in runs.items():
             claim = next((c for c in (claims or {}).get("claims", []) if c["name"] == name), None)
             verdicts[seed] = claim["verdict"] if claim else "MISSING"
@@ -61,6 +61,8 @@ def summarize(paper_id: str, runs: dict[int, dict[str, Any] | None]) -> dict[str
                 outcomes[seed] = "PASS" if held(claim) else "FAIL"
             if claim and claim.get("measured") is not None and math.isfinite(claim["measured"]):
                 values.append(claim["measured"])
+            if claim and claim.get("op"):
+                test = {"op": claim["op"], "threshold": claim["threshold"]}
         applied = [s for s, v in outcomes.items() if v in ("PASS", "FAIL", "MISSING")]
         passed = [s for s in applied if outcomes[s] == "PASS"]
         kinds = {v for v in verdicts.values() if v != "MISSING"}
@@ -72,10 +74,33 @@ def summarize(paper_id: str, runs: dict[int, dict[str, Any] | None]) -> dict[str
             "failed_seeds": [s for s in applied if outcomes[s] != "PASS"],
             "mean": statistics.fmean(values) if values else None,
             "min": min(values) if values else None, "max": max(values) if values else None,
+            "op": test.get("op"), "threshold": test.get("threshold"),
+            "worst": worst_value(values, test.get("op")),
             "verdicts": {str(s): v for s, v in verdicts.items()},
         }
     return {"paper": paper_id, "seeds": sorted(runs), "failed_runs": sorted(s for s, c in runs.items() if c is None),
             "claims": table}
+
+
+def worst_value(values: Sequence[float], op: str | None) -> float | None:
+    """The value closest to failing: the least for > and >=, the largest for < and <=."""
+    if not values or op not in (">", ">=", "<", "<="):
+        return None
+    return min(values) if op.startswith(">") else max(values)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The per-claim table of a sweep: kind, pass rate, worst value against the threshold, failed seeds."""
+    lines = [f"`{summary['paper']}`, seeds {_seed_list(summary['seeds'])}:", "",
+             "| claim | kind | holds for | worst | threshold | failed seeds |", "|---|---|---|---|---|---|"]
+    for name, row in summary["claims"].items():
+        if row["kind"] not in ("check", "shown"):
+            continue
+        worst = "–" if row.get("worst") is None else fmt(row["worst"])
+        threshold = f"{row['op']} {fmt(row['threshold'])}" if row.get("op") else ""
+        failed = ", ".join(map(str, row["failed_seeds"])) or "–"
+        lines.append(f"| `{name}` | {row['kind']} | {row['passed']}/{row['applied']} | {worst} | {threshold} | {failed} |")
+    return "\n".join(lines)
 
 
 def read_runs(paper_id: str, seeds: Sequence[int]) -> dict[int, dict[str, Any] | None]:
@@ -135,6 +160,7 @@ def collect(paper_id: str, seeds: Sequence[int], scale: str = "cpu") -> Path:
                 + (f" (failed: {row['failed_seeds']})" if row["failed_seeds"] else ""))
     for line in seed_rule_advice(paper_id, summary, scale):
         log(line)
+    print(markdown(summary))
     return target
 
 

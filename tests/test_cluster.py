@@ -140,3 +140,20 @@ def test_summary_counts_pass_rates_failed_seeds_and_missing_runs():
     assert (row["passed"], row["applied"], row["failed_seeds"]) == (2, 4, [1, 3])
     assert row["min"] == 1.0 and row["max"] == 3.0 and row["mean"] == 2.0
     assert summarize("demo", runs)["failed_runs"] == [3]
+
+
+def test_a_check_shown_by_the_seed_rule_still_counts_and_advice_names_failing_checks():
+    from shared.sweep import markdown, seed_rule_advice
+
+    def run(verdict, measured):
+        return {"claims": [{"name": "flaky", "verdict": verdict, "measured": measured, "op": ">", "threshold": 0.9},
+                           {"name": "solid", "verdict": "PASS", "measured": 2.0, "op": ">", "threshold": 1.0}]}
+
+    summary = summarize("demo", {0: run("INFO", 0.95), 1: run("INFO", 0.5), 2: run("INFO", 0.97)})
+    flaky = summary["claims"]["flaky"]
+    assert (flaky["kind"], flaky["passed"], flaky["applied"], flaky["failed_seeds"], flaky["worst"]) == \
+        ("shown", 2, 3, [1], 0.5)
+    advice = "\n".join(seed_rule_advice("demo", summary, "cpu"))
+    assert "shown_not_asserted:" in advice and "flaky" in advice and "solid" not in advice
+    table = markdown(summary)
+    assert "| `flaky` | shown | 2/3 | 0.5 | > 0.9 | 1 |" in table and "| `solid` | check | 3/3 | 2 | > 1 | – |" in table
