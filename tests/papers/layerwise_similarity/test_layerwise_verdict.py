@@ -200,3 +200,11 @@ def test_claim_values_from_hand_made_runs():
     assert "multi_max_gap" not in vision_claim_values({k: runs[k] for k in ("standard", "aligned")})
     t = text_claim_values(text)
     assert t["min_cos"] == pytest.approx(0.88 ** 5) and t["agreement"] == pytest.approx(1.0)
+
+
+def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
+    from shared.papers.layerwise_similarity.verdict import EXPECTED_NA
+
+    text, runs = healthy()
+    book = record_claims(ClaimBook("layerwise_similarity", scale="cpu", expected_na=EXPECTED_NA), text, runs, None, "cpu")
+    assert book.na == EXPECTED_NA["cpu"] and book.reproduces

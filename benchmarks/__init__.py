@@ -1,0 +1,1 @@
+"""Benchmarks of the suite (``make bench``): see benchmarks/bench.py."""
