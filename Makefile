@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MPLCONFIGDIR := $(abspath .cache/matplotlib)
 
-.PHONY: setup data repro test golden pipeline browser slurm lab hooks clean
+.PHONY: setup data repro test golden pipeline bench browser slurm lab hooks clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ golden: setup
 
 pipeline: $(STAMP)
 	$(BIN)/python -m shared.pipeline
+
+# Timings of the suite's costs (papers at smoke, notebook start, toolkit vs bare loops, dvc status):
+# a table on stdout, raw runs in results/bench/. Options: make bench BENCH_ARGS="--quick --busy".
+bench: setup
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 # Debian's chromium and chromedriver for the browser tests (skipped where they cannot be installed).
 browser:

@@ -37,13 +37,14 @@ from shared import paths  # noqa: E402
 from shared.config import SCALES  # noqa: E402
 from shared.runtime import set_threads  # noqa: E402
 from shared.toolkit.models.mlp import MLP  # noqa: E402
-from shared.toolkit.train import TrainSettings, evaluate, log_spaced, train_classifier  # noqa: E402
+from shared.toolkit.train import Batch, TrainSettings, evaluate, log_spaced, train_classifier  # noqa: E402
 
 SECTIONS = ("papers", "fixed_cost", "train_loop", "hidden_states", "metrics", "dvc")
 BENCH_DIR = paths.RESULTS_DIR / "bench"
 TRAIN_GOAL = 1.15  # toolkit / bare PyTorch training time, at most
 NOTEBOOK_CELLS = {"imports": "import torch, pandas, seaborn, scipy", "empty": "pass"}
-RATIO_NOTE = "ratio: first side's median / second side's (times: above 1 = the first is slower)"
+FOOTER = ("ratio: first side's median / second side's (times: above 1 = the first is slower)\n"
+          "peak RSS: the largest single process (the kernel or the runner), not their sum")
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ def parse_options(argv: Sequence[str] | None = None, papers: Sequence[str] | Non
     parser.add_argument("--busy", action="store_true", help="also measure beside one core spinning")
     parser.add_argument("--quick", action="store_true", help="1 repeat, smaller sizes, papers only with --papers")
     parser.add_argument("--papers", metavar="ID[,ID]", help="papers to run (default: all in params.yaml)")
-    parser.add_argument("--scales", default="smoke", metavar="SCALE[,SCALE]", help="scales to run papers at")
+    parser.add_argument("--scales", default="smoke", metavar="SCALE[,SCALE]",
+                        help="scales to run papers at (default smoke; --from-results shows the stored one)")
     parser.add_argument("--from-results", action="store_true",
                         help="papers: read results/<id>/ (run.json, notebook.ipynb) instead of running")
     args = parser.parse_args(argv)
@@ -150,16 +152,18 @@ def paper_from_results(paper: str, results: Path) -> tuple[Line, Record | None]:
     what = f"paper {paper} (stored): {PAPER_WHAT}"
     try:
         run = json.loads((folder / "run.json").read_text())
+        wall = float(run["wall_time_s"])
         cells = cell_times(read_notebook(folder / "notebook.ipynb"))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         return Line(what, note=f"skipped: no readable result in {folder} ({type(error).__name__})"), None
-    values = {"wall": {"quiet": [float(run["wall_time_s"])]}, "cpu": {}, "rss": {}}
+    values = {"wall": {"quiet": [wall]}, "cpu": {}, "rss": {}}
     note = f"scale {run.get('scale')}, one stored run; {top_cells_note(cells)}"
-    record = {"side": paper, "condition": "quiet", "repeat": 0, "wall": run["wall_time_s"], "cells": cells}
+    record = {"side": paper, "condition": "quiet", "repeat": 0, "wall": wall, "cells": cells}
     return Line(what, values, note=note), record
 
 
 def papers_section(opts: Options) -> Section:
+    """Each paper through the runner (or, with --from-results, its stored result)."""
     if not opts.papers:
         return Section([Line("papers", note="skipped: --quick runs papers only with --papers")])
     if opts.from_results:
@@ -202,6 +206,7 @@ def run_notebook(folder: Path, name: str, source: str) -> dict[str, Any]:
 
 
 def fixed_cost_section(opts: Options) -> Section:
+    """A one-cell notebook importing the usual packages against one that only starts its kernel."""
     with tempfile.TemporaryDirectory(prefix="bench-notebook-") as folder:
         sides = {name: partial(run_notebook, Path(folder), name, source) for name, source in NOTEBOOK_CELLS.items()}
         runs = collect(sides, opts.repeats, opts.busy, "fixed_cost")
@@ -232,11 +237,13 @@ def train_settings(sizes: Sizes) -> TrainSettings:
                          grad_clip=2.0, eval_points=1)
 
 
-def toolkit_train(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], settings: TrainSettings, seed: int = 0) -> None:
+def toolkit_train(model: nn.Module, data: Batch, settings: TrainSettings, seed: int = 0) -> None:
+    """:func:`train_classifier` with cross-entropy, no test set, on the CPU."""
     train_classifier(model, nn.CrossEntropyLoss(), data, None, settings, "cpu", seed=seed, desc="bench")
 
 
 def train_loop_section(opts: Options) -> Section:
+    """:func:`train_classifier` against :func:`bare_train` on synthetic MNIST-sized data."""
     sizes = opts.sizes
     data = synthetic_data(sizes.train_n, sizes.train_dim, sizes.classes)
     settings = train_settings(sizes)
@@ -267,6 +274,7 @@ def train_loop_section(opts: Options) -> Section:
 
 
 def hidden_states_section(opts: Options) -> Section:
+    """:func:`token_hidden_states` on SmolLM2 against a bare forward loop (skipped without it)."""
     from shared.toolkit import llm
     from shared.toolkit.hf_hidden import template_sentences, token_hidden_states
 
@@ -294,6 +302,7 @@ def hidden_states_section(opts: Options) -> Section:
 
 
 def metrics_section(opts: Options) -> Section:
+    """The toolkit's NC1 and linear CKA against the numpy references (their difference in the note)."""
     from shared.toolkit.neural_collapse import nc1
     from shared.toolkit.similarity import cka_matrix
 
@@ -331,6 +340,7 @@ def run_dvc(dvc: str, folder: Path) -> dict[str, Any]:
 
 
 def dvc_section(opts: Options) -> Section:
+    """``dvc status`` with nothing to do (skipped where dvc is missing)."""
     what = "dvc status: wall s / CPU s / peak RSS MiB"
     dvc = shutil.which("dvc", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if dvc is None:
@@ -351,6 +361,7 @@ RUNNERS: dict[str, Callable[[Options], Section]] = {
 
 
 def machine_info() -> dict[str, Any]:
+    """What the numbers depend on: cores, platform, versions, threads, load."""
     return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "PAPERSUITE_THREADS": os.environ.get("PAPERSUITE_THREADS"), "load_average": list(os.getloadavg())}
@@ -367,6 +378,7 @@ def write_section(name: str, section: Section, opts: Options, machine: dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen sections, write their JSON, print the table."""
     opts = parse_options(argv)
     set_threads()
     machine = machine_info()
@@ -377,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"wrote {write_section(name, section, opts, machine).relative_to(paths.REPO_ROOT)}")
         lines += section.lines
     print(format_table(lines, opts.busy))
-    print(RATIO_NOTE)
+    print(FOOTER)
     print(f"medians of {opts.repeats} run(s); {machine['cpu_count']} CPUs, torch threads {machine['torch_threads']}")
     return 0
 

@@ -1,5 +1,4 @@
-"""Measuring for the benchmarks: repeated runs (quiet or beside a spinning core), subprocess rusage,
-papermill cell times, and the table lines with their medians and ratios."""
+"""Measuring for the benchmarks: repeated runs, subprocess rusage, cell times, table lines and medians."""
 from __future__ import annotations
 
 import json
@@ -186,10 +185,9 @@ def child_env() -> dict[str, str]:
 
 
 def run_measured(command: Sequence[str], cwd: Path, log_file: Path) -> dict[str, float]:
-    """Run ``command``: wall s, CPU s and peak RSS MiB, counting every descendant it waited for (wait4).
-
-    A notebook's kernel is a grandchild that papermill waits for, so its rusage is in the child's.
-    """
+    """Run ``command``: wall s, CPU s and peak RSS MiB, counting every descendant it waited for (wait4)."""
+    # a notebook's kernel is a grandchild that jupyter_client reaps, so its rusage is in the child's;
+    # processes nobody waits for (orphaned workers) are not counted
     with open(log_file, "wb") as output:
         start = time.perf_counter()
         process = subprocess.Popen(list(command), cwd=cwd, env=child_env(), stdout=output, stderr=subprocess.STDOUT)

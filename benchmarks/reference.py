@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shared.toolkit.train import TrainSettings
+from shared.toolkit.train import Batch, TrainSettings
 
 
 def synthetic_data(n: int, dim: int, classes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -16,7 +16,7 @@ def synthetic_data(n: int, dim: int, classes: int, seed: int = 0) -> tuple[torch
     return torch.randn(n, dim, generator=generator), torch.randint(classes, (n,), generator=generator)
 
 
-def bare_train(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], settings: TrainSettings, seed: int = 0) -> None:
+def bare_train(model: nn.Module, data: Batch, settings: TrainSettings, seed: int = 0) -> None:
     """The training of :func:`shared.toolkit.train.train_classifier` in plain PyTorch, without history or evaluation."""
     x, y = data
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,

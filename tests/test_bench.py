@@ -13,7 +13,8 @@ import torch
 from benchmarks import bench
 from benchmarks.measure import (Line, Section, cell_times, collect, fmt, format_table, median_cells, median_or_none,
                                 pick, run_measured, top_cells_note)
-from benchmarks.reference import bare_train, class_features, cka_reference, layer_stack, nc1_reference, synthetic_data
+from benchmarks.reference import (bare_hidden_states, bare_train, class_features, cka_reference, layer_stack,
+                                  nc1_reference, synthetic_data)
 from shared.toolkit.models.mlp import MLP
 from shared.toolkit.neural_collapse import nc1
 from shared.toolkit.similarity import cka_matrix
@@ -170,3 +171,14 @@ def test_the_bare_training_loop_does_the_toolkit_loops_work():
     for (name, a), (_, b) in zip(toolkit.state_dict().items(), bare.state_dict().items()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
     assert not torch.equal(toolkit.fc.weight, bench.fresh_mlp(sizes).fc.weight)
+
+
+def test_the_bare_hidden_state_loop_runs_the_tokens_the_toolkit_keeps():
+    from shared.toolkit.hf_hidden import template_sentences, token_hidden_states
+    from shared.toolkit.llm import random_llama, toy_tokenizer
+
+    tokenizer = toy_tokenizer()
+    model = random_llama(len(tokenizer), n_layers=1, hidden_size=16)
+    texts = template_sentences(5)
+    kept = token_hidden_states(model, tokenizer, texts, batch_size=2, drop_special_tokens=False)
+    assert bare_hidden_states(model, tokenizer, texts, batch_size=2) == kept.shape[1]
