@@ -134,15 +134,20 @@ def sweep(paper_id: str, seeds: Sequence[int], scale: str | None, executor_kind:
 
 
 def seed_rule_advice(paper_id: str, summary: dict[str, Any], scale: str) -> list[str]:
-    """The preset lines the seed rule asks for: every check that failed a seed is shown, not asserted."""
-    lines = []
+    """The preset lines the seed rule asks for: a check that held for some seeds only is shown, not asserted;
+    one that held for none does not reproduce and stays a check."""
+    lines, failing = [], []
     for name, row in summary["claims"].items():
-        if row["kind"] in ("check", "shown") and row["applied"] and row["passed"] < row["applied"]:
+        if row["kind"] not in ("check", "shown") or not row["applied"] or row["passed"] == row["applied"]:
+            continue
+        if row["passed"] == 0:  # not a flaky claim: it does not reproduce, and stays a check that FAILs
+            failing.append(f"{name} held for no seed: keep it checked (FAIL) and say so in the notebook's Deviations")
+        else:
             lines.append(f'    {name}: "holds for {row["passed"]}/{row["applied"]} seeds '
                          f'({_seed_list(summary["seeds"])}); failed {row["failed_seeds"]}"')
-    if not lines:
-        return []
-    return [f"the seed rule: in shared/presets/{paper_id}.yaml put", "shown_not_asserted:", f"  {scale}:", *lines]
+    advice = ([f"the seed rule: in shared/presets/{paper_id}.yaml put", "shown_not_asserted:", f"  {scale}:", *lines]
+              if lines else [])
+    return advice + failing
 
 
 def _seed_list(seeds: Sequence[int]) -> str:

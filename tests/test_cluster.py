@@ -150,6 +150,9 @@ def test_a_check_shown_by_the_seed_rule_still_counts_and_advice_names_failing_ch
                            {"name": "solid", "verdict": "PASS", "measured": 2.0, "op": ">", "threshold": 1.0}]}
 
     summary = summarize("demo", {0: run("INFO", 0.95), 1: run("INFO", 0.5), 2: run("INFO", 0.97)})
+    never = summarize("demo", {0: run("FAIL", 0.5), 1: run("FAIL", 0.6)})
+    assert any("flaky held for no seed: keep it checked (FAIL)" in line for line in seed_rule_advice("demo", never, "cpu"))
+    assert "shown_not_asserted:" not in seed_rule_advice("demo", never, "cpu")
     flaky = summary["claims"]["flaky"]
     assert (flaky["kind"], flaky["passed"], flaky["applied"], flaky["failed_seeds"], flaky["worst"]) == \
         ("shown", 2, 3, [1], 0.5)
