@@ -107,15 +107,17 @@ def test_cell_medians_over_runs_and_the_top_cells_note():
 
 
 def test_collect_interleaves_sides_and_spins_a_core_only_while_busy():
+    before = set(multiprocessing.active_children())  # other tests' pools may still be alive
+
     def side(name):
-        return lambda: {"v": name, "spinners": len(multiprocessing.active_children())}
+        return lambda: {"v": name, "spinners": len(set(multiprocessing.active_children()) - before)}
 
     records = collect({"a": side("a"), "b": side("b")}, repeats=2, busy=True, label="test")
     assert [(r["side"], r["condition"], r["repeat"]) for r in records] == [
         ("a", "quiet", 0), ("b", "quiet", 0), ("a", "quiet", 1), ("b", "quiet", 1),
         ("a", "busy", 0), ("b", "busy", 0), ("a", "busy", 1), ("b", "busy", 1)]
     assert [r["spinners"] for r in records] == [0] * 4 + [1] * 4
-    assert multiprocessing.active_children() == []
+    assert set(multiprocessing.active_children()) <= before
     assert pick(records, "b", "spinners") == {"quiet": [0, 0], "busy": [1, 1]}
 
 
