@@ -243,3 +243,15 @@ def test_a_folder_mixing_two_runs_is_flagged_and_not_called_reproduced(repo):
     assert toy.mixed == ["run.json"] and toy.status == "incomplete" and "mixes two runs" in toy.why_not
     assert report.main(["--root", str(repo)], catalog=CATALOG) == 0
     assert "mixed runs" in (repo / "results" / "index.html").read_text()
+
+
+def test_a_claim_shown_by_the_seed_rule_keeps_the_paper_from_reproducing():
+    """dream_sr's four claims held for some seeds only: two passing sanity checks are not a reproduction."""
+    shown = report.Claim("flaky", "s", 0.5, ">=", 0.9, "INFO", "not asserted at cpu: holds for 2/5 seeds")
+    plain_info = report.Claim("value", "s", 0.5, "", None, "INFO")
+    paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=True, claims=[plain_info],
+                               passed=2, total=2, run={"scale": "cpu"})
+    assert paper.status == "pass" and paper.shown == 0
+    paper.claims.append(shown)
+    assert paper.status == "incomplete" and not paper.reproduces
+    assert "1 claim(s) shown, not asserted" in paper.why_not
