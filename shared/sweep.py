@@ -57,8 +57,9 @@ def summarize(paper_id: str, runs: dict[int, dict[str, Any] | None]) -> dict[str
             claim = next((c for c in (claims or {}).get("claims", []) if c["name"] == name), None)
             verdicts[seed] = claim["verdict"] if claim else "MISSING"
             outcomes[seed] = verdicts[seed]
-            if claim and claim["verdict"] == "INFO" and held(claim) is not None:  # a check shown by the seed rule
-                outcomes[seed] = "PASS" if held(claim) else "FAIL"
+            met = held(claim) if claim and claim["verdict"] == "INFO" else None
+            if met is not None:  # a check shown by the seed rule
+                outcomes[seed] = "PASS" if met else "FAIL"
             if claim and claim.get("measured") is not None and math.isfinite(claim["measured"]):
                 values.append(claim["measured"])
             if claim and claim.get("op"):
@@ -130,7 +131,7 @@ def sweep(paper_id: str, seeds: Sequence[int], scale: str | None, executor_kind:
         return {f"{paper_id} seed={seed}": job for seed, job in zip(outputs, jobs)}
 
     submit_and_wait(submit, executor_kind)
-    return collect(paper_id, seeds)
+    return collect(paper_id, seeds, scale or "cpu")
 
 
 def seed_rule_advice(paper_id: str, summary: dict[str, Any], scale: str) -> list[str]:
