@@ -9,7 +9,8 @@ from PIL import Image
 from shared.errors import MissingInputError, ParameterError
 from shared.papers.nc_transfer.experiments import (FTNet, Transfer, cifar_transfer, evaluate_encoder, finetune_inputs,
                                                     finetune_model, layer_table, load_checkpoint, match_width, pretrain,
-                                                    read_imagefolder, roll_shift, run_finetune, spearman, trainable)
+                                                    read_imagefolder, roll_shift, run_finetune, run_variants, spearman,
+                                                    trainable)
 from shared.toolkit.models import create_model
 
 
@@ -80,6 +81,22 @@ def test_shuffled_downstream_labels_break_the_probe():
     assert good["probe_acc"] > 0.9 and bad["probe_acc"] < 0.5
     assert bad["downstream_nc1"] > good["downstream_nc1"]
     assert set(layer_table(__import__("pandas").DataFrame([{"variant": "ce", "seed": 0} | good])).layer) == {0, 1, 2, 3}
+
+
+def test_encoders_trained_in_two_processes_equal_a_one_thread_run():
+    import pandas as pd
+
+    data = tiny_transfer(10)
+    args = (data, ["random", "ce"], [0], "mlp", 1, 0.05, 16, 5e-4, 5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial, encoders = run_variants(*args)
+    finally:
+        torch.set_num_threads(threads)
+    parallel, parallel_encoders = run_variants(*args, n_jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert set(parallel_encoders) == set(encoders) == {("random", 0), ("ce", 0)}
 
 
 def test_variants_train_head_and_augmentation_paths():
