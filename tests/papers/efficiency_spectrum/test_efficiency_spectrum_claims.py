@@ -153,6 +153,7 @@ def test_sabotage_int8_prefill_speedup():
     check(broken(speed={}), "int8_prefill_speedup")
 
 
+@pytest.mark.sabotage("int8_decode_speedup")  # shown by the cpu seed rule; the check must still fail here
 def test_sabotage_int8_decode_speedup():
     check(broken(speed__decode_speedup=0.9), "int8_decode_speedup")
     check(broken(speed__decode_speedup=math.nan), "int8_decode_speedup")
