@@ -84,6 +84,7 @@ def test_sabotage_last_layer_kept():
     assert verdicts(text, runs | {"aligned": exit_run("aligned", acc, runs["aligned"].cos)})["last_layer_kept"] == "FAIL"
 
 
+@pytest.mark.sabotage("monotone_in_depth")  # shown by the cpu seed rule; the check must still fail here
 def test_sabotage_monotone_in_depth():
     text, runs = healthy()
     assert verdicts(text, with_aligned_as_standard(runs))["monotone_in_depth"] == "FAIL"
@@ -174,6 +175,7 @@ def _nan_cases():
         yield f"{mode}_cos", text, runs | {mode: exit_run(mode, r.accuracy, cos, r.cka)}
 
 
+@pytest.mark.sabotage("monotone_in_depth")  # NaN must FAIL even where the cpu seed rule shows the claim
 @pytest.mark.parametrize("case", [c[0] for c in _nan_cases()])
 def test_nan_never_passes(case):
     _, text, runs = next(c for c in _nan_cases() if c[0] == case)
