@@ -33,6 +33,20 @@ def test_threads():
     assert runtime.set_threads(1) == 1 and torch.get_num_threads() == 1
 
 
+def _threads_and_square(x: int) -> tuple[int, int]:
+    return torch.get_num_threads(), x * x
+
+
+def test_parallel_map_equals_a_loop_and_gives_each_worker_one_thread():
+    jobs = [(i,) for i in range(5)]
+    serial = runtime.parallel_map(_threads_and_square, jobs)
+    assert [v for _, v in serial] == [0, 1, 4, 9, 16]
+    parallel = runtime.parallel_map(_threads_and_square, jobs, n_jobs=2, desc="squares")
+    assert parallel == [(1, v) for _, v in serial]
+    with pytest.raises(ParameterError, match="'n_jobs'"):
+        runtime.parallel_map(_threads_and_square, jobs, n_jobs=0)
+
+
 def test_output_dir_follows_the_runner_staging_variable(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.OUTPUT_ENV, str(tmp_path / "stage"))
     assert paths.output_dir("x") == tmp_path / "stage"

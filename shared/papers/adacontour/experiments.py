@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from shared.errors import ParameterError
+from shared.runtime import parallel_map
 from shared.papers.adacontour.contours import N_BINS, Encoding, decode, f_measure, hierarchical_encode, iou
 from shared.papers.adacontour.data import fit_instance
 from shared.toolkit.robust_subspace import fms_basis, gaussian_outliers, svd_basis
@@ -101,20 +102,15 @@ def _score_one(enc: Encoding, mask: np.ndarray, basis: Basis | None, closing_rad
 
 def score(encodings, masks, basis: Basis | None, closing_radius=1, bound_th=0.008, n_jobs=1):
     """Mean IoU and mean F of the shapes decoded from ``basis`` coefficients (None: the full signatures)."""
-    if n_jobs == 1:
-        pairs = [_score_one(e, m, basis, closing_radius, bound_th) for e, m in zip(encodings, masks)]
-    else:
-        pairs = Parallel(n_jobs=n_jobs)(delayed(_score_one)(e, m, basis, closing_radius, bound_th)
-                                        for e, m in zip(encodings, masks))
+    pairs = parallel_map(partial(_score_one, basis=basis, closing_radius=closing_radius, bound_th=bound_th),
+                         zip(encodings, masks), n_jobs)
     values = np.array(pairs, dtype=float).reshape(-1, 2)
     return float(np.mean(values[:, 0])), float(np.mean(values[:, 1]))
 
 
 def encode_all(masks, depth, center_mode="hybrid", min_component_px=8, n_jobs=1) -> list[Encoding]:
-    if n_jobs == 1:
-        return [hierarchical_encode(m, depth, center_mode, min_component_px) for m in masks]
-    return Parallel(n_jobs=n_jobs)(delayed(hierarchical_encode)(m, depth, center_mode, min_component_px)
-                                   for m in masks)
+    encode = partial(hierarchical_encode, max_depth=depth, center_mode=center_mode, min_component_px=min_component_px)
+    return parallel_map(encode, [(m,) for m in masks], n_jobs)
 
 
 def residual_energy(R: np.ndarray, k: int = 8) -> float:

@@ -7,6 +7,7 @@ on a local ImageFolder tree. Training uses ``shared.toolkit.train.train_classifi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from shared.errors import MissingInputError, ParameterError, reading
 from shared.progress import progress
+from shared.runtime import parallel_map
 from shared.toolkit.models import create_model
 from shared.toolkit.neural_collapse import nc1
 from shared.toolkit.probe import capture, layer_nc1, linear_probe
@@ -237,11 +239,9 @@ def evaluate_encoder(encoder: nn.Module, data: Transfer, per_class: int, seed: i
     return row
 
 
-def pretrain_and_probe(variant: str, seed: int, data: Transfer, per_class: int, device: str, threads: int | None,
-                       **train) -> tuple[nn.Module, dict]:
-    """One encoder of :func:`run_variants` and its probe row; ``threads`` sets torch's threads first (worker processes)."""
-    if threads:
-        torch.set_num_threads(threads)
+def pretrain_and_probe(variant: str, seed: int, *, data: Transfer, per_class: int, device: str,
+                       train: dict) -> tuple[nn.Module, dict]:
+    """One encoder of :func:`run_variants` (``train``: pretrain's settings) and its probe row."""
     enc = pretrain(variant, data, seed=seed, device=device, **train)
     return enc, {"variant": variant, "seed": seed} | evaluate_encoder(enc, data, per_class, seed, device)
 
@@ -250,19 +250,12 @@ def run_variants(data: Transfer, variants, seeds, arch: str, epochs: int, lr: fl
                  per_class: int, device: str = "cpu", n_jobs: int = 1) -> tuple[pd.DataFrame, dict]:
     """Pre-train every variant for every seed and probe it; one row per encoder, and the encoders by (variant, seed).
 
-    ``n_jobs`` > 1 trains the encoders in that many processes of one torch thread each: on a CPU the small
-    MLP steps gain more from two processes than from two threads, and the values equal a one-thread run's."""
+    ``n_jobs`` > 1 trains the encoders in that many processes of one torch thread each
+    (:func:`shared.runtime.parallel_map`): the values equal a one-thread run's."""
     jobs = [(v, s) for s in seeds for v in variants]
     train = {"arch": arch, "epochs": epochs, "lr": lr, "batch_size": batch_size, "wd": wd}
-    if n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        outs = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(pretrain_and_probe)(v, s, data, per_class, device, 1, **train) for v, s in jobs)
-        outs = list(progress(outs, total=len(jobs), desc=f"encoders ({n_jobs} processes)"))
-    else:
-        outs = [pretrain_and_probe(v, s, data, per_class, device, None, **train)
-                for v, s in progress(jobs, desc="encoders")]
+    one = partial(pretrain_and_probe, data=data, per_class=per_class, device=device, train=train)
+    outs = parallel_map(one, jobs, n_jobs, desc="encoders")
     encoders = {(row["variant"], row["seed"]): enc for enc, row in outs}
     return pd.DataFrame([row for _, row in outs]), encoders
 
