@@ -62,9 +62,10 @@ def rank_collapse(anatomy: InitAnatomy, beta: float) -> plt.Figure:
     return fig
 
 
-def rate_vs_conditioning(sweep_losses: pd.DataFrame, runs: pd.DataFrame, spearman: float) -> plt.Figure:
-    """Figure 4: loss curves of the alpha sweep, and the fitted rate against 1/kappa(Z_0)^2."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+def rate_vs_conditioning(sweep_losses: pd.DataFrame, runs: pd.DataFrame, spearman: float,
+                         residual_spearman: float, depth_rates: pd.DataFrame) -> plt.Figure:
+    """Figure 4: loss curves of the alpha sweep, the fitted rate against 1/kappa(Z_0)^2, and the same with depth."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     data = thin(sweep_losses).assign(log10_loss=lambda t: np.log10(t.loss))
     sns.lineplot(data=data, x="step", y="log10_loss", hue="alpha", palette="viridis", ax=axes[0])
     axes[0].set(xlabel="GD step", ylabel="log10 loss", title="residual scale alpha (Z = SXW_V + alpha X)")
@@ -72,8 +73,15 @@ def rate_vs_conditioning(sweep_losses: pd.DataFrame, runs: pd.DataFrame, spearma
     sns.scatterplot(data=done.assign(inv_kappa2=1 / done.kappa0**2, variant=variant(done.alpha)),
                     x="inv_kappa2", y="rho", hue="variant", style="beta", ax=axes[1])
     axes[1].set(xscale="log", xlabel="1 / kappa(Z_0)^2", ylabel="fitted rate rho per step",
-                title=f"exploratory: Spearman {spearman:.2f}")
+                title=f"Spearman: all runs {spearman:.2f}, residual runs {residual_spearman:.2f}")
     axes[1].legend(fontsize=7)
+    depth = depth_rates.assign(inv_kappa2=1 / depth_rates.kappa0**2)
+    sns.scatterplot(data=depth, x="inv_kappa2", y="rho_per_eta", hue="layers", style="beta", palette="flare",
+                    s=70, ax=axes[2])
+    for row in depth.itertuples():
+        axes[2].annotate(f"L={row.layers}: rho {row.rho:.2g}", (row.inv_kappa2, row.rho_per_eta), fontsize=7)
+    axes[2].set(xlabel="1 / kappa(Z_0)^2", ylabel="rho / eta (rate per unit step)",
+                title="residual stacks, step eta / L")
     fig.tight_layout()
     return fig
 

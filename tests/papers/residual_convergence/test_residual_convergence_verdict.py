@@ -18,7 +18,8 @@ from shared.papers.residual_convergence.verdict import EXPECTED_NA, record_claim
 
 BETAS = [1.0, 100.0, 1000.0]
 FULL = ["residual_conditioning", "softmax_ill_conditioning", "conditioning_gap", "residual_converges",
-        "residual_much_faster", "linear_convergence", "softmax_rank_one", "linear_convergence_beta100"]
+        "residual_much_faster", "linear_convergence", "softmax_rank_one", "linear_convergence_beta100",
+        "rate_follows_conditioning"]
 SMOKE = ["smoke_residual_converges", "smoke_plain_stalls", "smoke_conditioning_gap"]
 
 
@@ -33,16 +34,22 @@ def healthy_runs(seeds=(0, 1, 2), betas=BETAS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def healthy_rate_runs() -> pd.DataFrame:
+    """The alpha sweep of seed 0 as measured (kappa0 and rho), plus a plain run that the claim ignores."""
+    return pd.DataFrame({"alpha": [0.25, 0.5, 1.0, 2.0, 0.0], "status": "finished", "beta": 1.0,
+                         "kappa0": [17.3, 9.39, 6.14, 5.44, 8e5], "rho": [1.1e-4, -2.2e-4, 8.2e-3, 1.67e-2, 6e-7]})
+
+
 def healthy_ranks() -> pd.DataFrame:
     return pd.DataFrame({"beta": [1.0, 10.0, 100.0], "stable_rank": [1.01, 1.2, 2.0]})
 
 
-def verdicts(runs=None, ranks=None, scale="cpu", betas=BETAS, in_regime=True) -> claims.ClaimBook:
+def verdicts(runs=None, ranks=None, scale="cpu", betas=BETAS, in_regime=True, rate_runs=None) -> claims.ClaimBook:
     runs = healthy_runs(betas=betas) if runs is None else runs
     values = claim_values(paired_runs(runs), healthy_ranks() if ranks is None else ranks)
     book = claims.ClaimBook("residual_convergence", scale=scale, expected_na=EXPECTED_NA)
     return record_claims(book, values, in_regime=in_regime, betas=betas, stable_rank_betas=[1.0, 10.0, 100.0],
-                         spearman=0.8, runs=runs)
+                         spearman=0.8, runs=runs, rate_runs=healthy_rate_runs() if rate_runs is None else rate_runs)
 
 
 def edit(runs, column, value, alpha=1.0, seed=None, beta=None):
@@ -143,6 +150,17 @@ def test_sabotage_linear_convergence_beta100():
 def test_sabotage_softmax_rank_one():
     ranks = pd.DataFrame({"beta": [1.0], "stable_rank": [3.5]})  # attention rows far from uniform
     assert verdicts(ranks=ranks).verdict_of("softmax_rank_one") == "FAIL"
+
+
+def test_sabotage_rate_follows_conditioning():
+    """Rates that go against the conditioning (the best-conditioned run the slowest) fail; so does a NaN rate."""
+    runs = healthy_rate_runs()
+    assert verdicts(rate_runs=runs).verdict_of("rate_follows_conditioning") == "PASS"
+    reversed_rates = runs.assign(rho=runs.rho.to_numpy()[[3, 2, 1, 0, 4]])
+    assert verdicts(rate_runs=reversed_rates).verdict_of("rate_follows_conditioning") == "FAIL"
+    nan_rate = runs.assign(rho=[1.1e-4, np.nan, 8.2e-3, 1.67e-2, 6e-7])
+    assert verdicts(rate_runs=nan_rate).verdict_of("rate_follows_conditioning") == "FAIL"
+    assert verdicts(rate_runs=runs.iloc[[2, 3, 4]]).verdict_of("rate_follows_conditioning") == "FAIL"  # 2 runs: NaN
 
 
 @pytest.mark.sabotage(*SMOKE)
