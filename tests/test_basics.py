@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared import paths, plots, progress, results, runtime
+from shared import parallel, paths, plots, progress, results, runtime
 from shared.errors import MissingInputError, ParameterError, require_files, require_hf_folder
 
 
@@ -39,12 +39,12 @@ def _threads_and_square(x: int) -> tuple[int, int]:
 
 def test_parallel_map_equals_a_loop_and_gives_each_worker_one_thread():
     jobs = [(i,) for i in range(5)]
-    serial = runtime.parallel_map(_threads_and_square, jobs)
+    serial = parallel.parallel_map(_threads_and_square, jobs)
     assert [v for _, v in serial] == [0, 1, 4, 9, 16]
-    parallel = runtime.parallel_map(_threads_and_square, jobs, n_jobs=2, desc="squares")
-    assert parallel == [(1, v) for _, v in serial]
+    pooled = parallel.parallel_map(_threads_and_square, jobs, n_jobs=2, desc="squares")
+    assert pooled == [(1, v) for _, v in serial]
     with pytest.raises(ParameterError, match="'n_jobs'"):
-        runtime.parallel_map(_threads_and_square, jobs, n_jobs=0)
+        parallel.parallel_map(_threads_and_square, jobs, n_jobs=0)
 
 
 def test_output_dir_follows_the_runner_staging_variable(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from shared.errors import ParameterError
-from shared.runtime import parallel_map
+from shared.parallel import parallel_map
 from shared.papers.adacontour.contours import N_BINS, Encoding, decode, f_measure, hierarchical_encode, iou
 from shared.papers.adacontour.data import fit_instance
 from shared.toolkit.robust_subspace import fms_basis, gaussian_outliers, svd_basis

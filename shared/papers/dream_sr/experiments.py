@@ -8,6 +8,8 @@ and the evaluation. diffusers is imported inside the functions (it takes seconds
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.errors import MissingInputError, ParameterError
+from shared.parallel import parallel_map
 
 ARMS = {"standard": None, "dream": "p"}  # the DREAM arm uses the knob p; standard is p = None (p -> inf)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -265,21 +268,48 @@ def psnr_ssim(pred: torch.Tensor, hr: torch.Tensor) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- one arm
+def weight_average(net, decay: float):
+    """diffusers' ``EMAModel`` of ``net``'s weights with ``decay`` (None when ``decay`` is 0: no average)."""
+    if not decay:
+        return None
+    if not 0 < decay < 1:
+        raise ParameterError("eval_ema", f"must be 0 (off) or a decay in (0, 1), got {decay}")
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(net.parameters(), decay=decay)
+
+
+@contextmanager
+def averaged_weights(net, ema):
+    """Inside the block ``net`` holds the averaged weights of ``ema`` (unchanged when ``ema`` is None)."""
+    if ema is None:
+        yield net
+        return
+    ema.store(net.parameters())
+    ema.copy_to(net.parameters())
+    try:
+        yield net
+    finally:
+        ema.restore(net.parameters())
+
+
 def train_arm(arm: str, data: dict, *, p: float, unet: str, dropout: float, train_timesteps: int,
               beta_start: float, beta_end: float, noise_conditioning: str, loss: str, iters: int, batch: int,
               lr: float, eval_iters: list, sweep_iters: list, sweep_Ks: list, eval_K: int, sampler: str,
-              seed: int, device: str = "cpu", threads: int | None = None, n_grid: int = 8) -> dict:
+              seed: int, early_Ks: list | None = None, eval_ema: float = 0.0, device: str = "cpu",
+              n_grid: int = 8) -> dict:
     """Train one arm (``standard`` or ``dream``) and evaluate it; the same seed gives both arms the same init and batches.
 
-    Returns ``history`` (iteration, loss, train_s), ``evals`` (iteration, K, psnr, ssim, train_s) and
-    ``grid`` (K -> the first ``n_grid`` test outputs at the last iteration).
+    The last iteration is evaluated at every K of ``sweep_Ks``, earlier ``sweep_iters`` at every K of
+    ``early_Ks`` (default: ``sweep_Ks``), other ``eval_iters`` at ``eval_K``. ``eval_ema`` > 0 evaluates an exponential moving average of the weights (diffusers' ``EMAModel``: its
+    first step copies the weights, then step s averages with decay min(``eval_ema``, (1 + s) / (10 + s)));
+    0 evaluates the weights themselves. Returns ``history`` (iteration, loss, train_s), ``evals``
+    (iteration, K, psnr, ssim, train_s) and ``grid`` (K -> the first ``n_grid`` test outputs at the last iteration).
     """
     if arm not in ARMS:
         raise ParameterError("arm", f"unknown value {arm!r}", list(ARMS))
     if loss not in ("mse", "l1"):
         raise ParameterError("loss", f"unknown value {loss!r}", ["mse", "l1"])
-    if threads:
-        torch.set_num_threads(threads)
     torch.manual_seed(seed)
     arm_p = None if arm == "standard" else p
     channels = data["train_hr"].shape[1]
@@ -287,6 +317,7 @@ def train_arm(arm: str, data: dict, *, p: float, unet: str, dropout: float, trai
     sched = build_scheduler(train_timesteps, beta_start, beta_end)
     sched_cfg = {"train_timesteps": train_timesteps, "beta_start": beta_start, "beta_end": beta_end}
     opt = torch.optim.Adam(net.parameters(), lr=lr)
+    ema = weight_average(net, eval_ema)
     gen = torch.Generator().manual_seed(seed)
     loss_fn = F.mse_loss if loss == "mse" else F.l1_loss
     test_cond, test_hr = data["test_cond"].to(device), data["test_hr"]
@@ -304,28 +335,27 @@ def train_arm(arm: str, data: dict, *, p: float, unet: str, dropout: float, trai
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
+        if ema is not None:
+            ema.step(net.parameters())
         train_s += time.perf_counter() - tic
         history.append({"iteration": it, "loss": value.item(), "train_s": train_s})
         if it in eval_points:
-            Ks = sorted(set(sweep_Ks) | {eval_K}) if it in sweep_iters else [eval_K]
-            for K in Ks:
-                out = super_resolve(net, test_cond, sched_cfg, K, sampler, noise_conditioning)
-                psnr, ssim = psnr_ssim(out, test_hr)
-                evals.append({"iteration": it, "K": K, "psnr": psnr, "ssim": ssim, "train_s": train_s})
-                if it == iters:
-                    grid[K] = out[:n_grid].cpu()
+            Ks = sweep_Ks if it == iters else (early_Ks or sweep_Ks) if it in sweep_iters else []
+            Ks = sorted(set(Ks) | {eval_K})
+            with averaged_weights(net, ema):
+                for K in Ks:
+                    out = super_resolve(net, test_cond, sched_cfg, K, sampler, noise_conditioning)
+                    psnr, ssim = psnr_ssim(out, test_hr)
+                    evals.append({"iteration": it, "K": K, "psnr": psnr, "ssim": ssim, "train_s": train_s})
+                    if it == iters:
+                        grid[K] = out[:n_grid].cpu()
     frame = lambda rows: pd.DataFrame(rows).assign(arm=arm)  # noqa: E731
     return {"history": frame(history), "evals": frame(evals), "grid": grid}
 
 
 def run_arms(data: dict, n_jobs: int = 1, arms=tuple(ARMS), **kw) -> dict:
     """Both arms with the same budget, one process each when ``n_jobs`` > 1 (results do not depend on n_jobs)."""
-    if n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        outs = Parallel(n_jobs=min(n_jobs, len(arms)))(delayed(train_arm)(a, data, **kw) for a in arms)
-    else:
-        outs = [train_arm(a, data, **kw) for a in arms]
+    outs = parallel_map(partial(train_arm, data=data, **kw), [(a,) for a in arms], n_jobs)
     return {"history": pd.concat([o["history"] for o in outs], ignore_index=True),
             "evals": pd.concat([o["evals"] for o in outs], ignore_index=True),
             "grid": {a: o["grid"] for a, o in zip(arms, outs)}}
@@ -354,13 +384,12 @@ def check_knobs(cfg) -> None:
         raise ParameterError("sweep_iters", f"must include the last iteration (iters = {cfg.iters})")
     if cfg.eval_K not in cfg.sweep_Ks:
         raise ParameterError("eval_K", f"must be one of sweep_Ks = {cfg.sweep_Ks}", cfg.sweep_Ks)
+    if cfg.early_Ks is not None and not set(cfg.early_Ks) <= set(cfg.sweep_Ks):
+        raise ParameterError("early_Ks", f"must be a subset of sweep_Ks = {cfg.sweep_Ks}", cfg.sweep_Ks)
 
 
 def arm_settings(cfg) -> dict:
     """The keyword arguments of ``train_arm``/``run_arms`` from a notebook configuration."""
     keys = ("p", "unet", "dropout", "train_timesteps", "beta_start", "beta_end", "noise_conditioning", "loss",
-            "iters", "batch", "lr", "eval_iters", "sweep_iters", "sweep_Ks", "eval_K", "sampler", "seed")
-    import os
-
-    threads = int(os.environ.get("PAPERSUITE_THREADS", 0)) or max(1, torch.get_num_threads() // max(1, cfg.n_jobs))
-    return {**{k: getattr(cfg, k) for k in keys}, "device": str(cfg.device), "threads": threads}
+            "iters", "batch", "lr", "eval_iters", "sweep_iters", "sweep_Ks", "early_Ks", "eval_K", "sampler", "seed", "eval_ema")
+    return {**{k: getattr(cfg, k) for k in keys}, "device": str(cfg.device)}

@@ -20,7 +20,7 @@ from torch import nn
 
 from shared.errors import MissingInputError, ParameterError, reading
 from shared.progress import progress
-from shared.runtime import parallel_map
+from shared.parallel import parallel_map
 from shared.toolkit.models import create_model
 from shared.toolkit.neural_collapse import nc1
 from shared.toolkit.probe import capture, layer_nc1, linear_probe

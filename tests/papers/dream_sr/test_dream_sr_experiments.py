@@ -114,7 +114,7 @@ def small_run(arms=("standard", "dream"), n_jobs=1, **over):
     data = E.mnist_sr_data(64, 4)
     kw = dict(p=1.0, unet="tiny", dropout=0.0, train_timesteps=100, beta_start=1e-4, beta_end=0.02,
               noise_conditioning="t", loss="mse", iters=4, batch=4, lr=1e-3, eval_iters=[2, 4], sweep_iters=[2, 4],
-              sweep_Ks=[2, 3], eval_K=2, sampler="ddim", seed=0, threads=1)
+              sweep_Ks=[2, 3], eval_K=2, sampler="ddim", seed=0)
     kw.update(over)
     return data, E.run_arms(data, n_jobs=n_jobs, arms=arms, **kw)
 
@@ -129,10 +129,55 @@ def test_both_arms_train_and_evaluate_with_finite_values():
 
 
 def test_runs_are_deterministic_and_independent_of_n_jobs():
-    _, a = small_run(arms=("dream",), iters=2, eval_iters=[2], sweep_iters=[2])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers of n_jobs = 2 run one thread each
+    try:
+        _, a = small_run(arms=("dream",), iters=2, eval_iters=[2], sweep_iters=[2])
+    finally:
+        torch.set_num_threads(threads)
     _, b = small_run(arms=("dream",), iters=2, eval_iters=[2], sweep_iters=[2], n_jobs=2)
     assert a["history"].loss.tolist() == b["history"].loss.tolist()
     assert a["evals"].psnr.tolist() == b["evals"].psnr.tolist()
+
+
+def test_the_last_iteration_sweeps_sweep_Ks_and_earlier_sweeps_early_Ks():
+    _, run = small_run(arms=("standard",), sweep_Ks=[2, 3, 4], early_Ks=[2, 3], eval_K=2)
+    ev = run["evals"]
+    assert sorted(ev[ev.iteration == 4].K) == [2, 3, 4] and sorted(ev[ev.iteration == 2].K) == [2, 3]
+    base = dict(hr_size=28, lr_size=7, dataset="mnist", unet="mnist_28", iters=10, sweep_iters=[5, 10],
+                eval_iters=[5], eval_K=5, sweep_Ks=[2, 5])
+    with pytest.raises(ParameterError, match="early_Ks"):
+        E.check_knobs(SimpleNamespace(**base, early_Ks=[2, 50]))
+
+
+def test_ema_changes_what_is_evaluated_not_what_is_trained():
+    _, raw = small_run(arms=("dream",))
+    _, ema = small_run(arms=("dream",), eval_ema=0.9)
+    assert raw["history"].loss.tolist() == ema["history"].loss.tolist()
+    assert raw["evals"].psnr.tolist() != ema["evals"].psnr.tolist()
+    with pytest.raises(ParameterError, match="eval_ema"):
+        small_run(arms=("dream",), eval_ema=1.5)
+
+
+def test_averaged_weights_hold_the_ema_inside_the_block_only():
+    net = E.build_unet("tiny")
+    ema = E.weight_average(net, 0.5)
+    before = [p.detach().clone() for p in net.parameters()]
+
+    def shift():
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)
+
+    shift()
+    ema.step(net.parameters())  # diffusers' first step copies the weights: the average is before + 1
+    shift()
+    trained = [p.detach().clone() for p in net.parameters()]
+    with E.averaged_weights(net, ema):
+        inside = [p.detach().clone() for p in net.parameters()]
+    assert all(torch.allclose(i, b + 1.0) for i, b in zip(inside, before))
+    assert all(torch.equal(p, t) for p, t in zip(net.parameters(), trained))
+    assert E.weight_average(net, 0.0) is None
 
 
 def test_l1_ddpm_gamma_dropout_path_runs():
@@ -152,7 +197,7 @@ def test_bad_knobs_raise_naming_them():
         E.super_resolve(E.build_unet("tiny"), torch.zeros(1, 1, 8, 8), {"train_timesteps": 10, "beta_start": 1e-4,
                         "beta_end": 0.02}, 2, sampler="euler")
     base = dict(hr_size=28, lr_size=7, dataset="mnist", unet="mnist_28", iters=10, sweep_iters=[5, 10],
-                eval_iters=[5], eval_K=5, sweep_Ks=[2, 5])
+                eval_iters=[5], eval_K=5, sweep_Ks=[2, 5], early_Ks=None)
     E.check_knobs(SimpleNamespace(**base))
     for change, name in (({"lr_size": 5}, "lr_size"), ({"sweep_iters": [5]}, "sweep_iters"),
                          ({"eval_K": 3}, "eval_K"), ({"eval_iters": [11]}, "sweep_iters")):
@@ -185,7 +230,7 @@ def test_face_training_runs_on_fakes(tmp_path):
     data = E.load_data("faces", 0, 2, 16, 4, ffhq, celeb)
     run = E.run_arms(data, p=1.0, unet="tiny", dropout=0.2, train_timesteps=50, beta_start=1e-6, beta_end=1e-2,
                      noise_conditioning="gamma", loss="l1", iters=2, batch=2, lr=1e-4, eval_iters=[2],
-                     sweep_iters=[2], sweep_Ks=[2], eval_K=2, sampler="ddpm", seed=0, threads=1)
+                     sweep_iters=[2], sweep_Ks=[2], eval_K=2, sampler="ddpm", seed=0)
     assert np.isfinite(run["evals"].psnr).all() and run["grid"]["dream"][2].shape == (2, 3, 16, 16)
 
 
