@@ -301,9 +301,10 @@ def train_arm(arm: str, data: dict, *, p: float, unet: str, dropout: float, trai
     """Train one arm (``standard`` or ``dream``) and evaluate it; the same seed gives both arms the same init and batches.
 
     The last iteration is evaluated at every K of ``sweep_Ks``, earlier ``sweep_iters`` at every K of
-    ``early_Ks`` (default: ``sweep_Ks``), other ``eval_iters`` at ``eval_K``. ``eval_ema`` > 0 evaluates an exponential moving average of the weights (diffusers' ``EMAModel``: its
-    first step copies the weights, then step s averages with decay min(``eval_ema``, (1 + s) / (10 + s)));
-    0 evaluates the weights themselves. Returns ``history`` (iteration, loss, train_s), ``evals``
+    ``early_Ks`` (default: ``sweep_Ks``), other ``eval_iters`` at ``eval_K``. ``eval_ema`` > 0 evaluates
+    an exponential moving average of the weights (diffusers' ``EMAModel``: its first step copies the
+    weights, then step s averages with decay min(``eval_ema``, (1 + s) / (10 + s))); 0 evaluates the
+    weights themselves. Returns ``history`` (iteration, loss, train_s), ``evals``
     (iteration, K, psnr, ssim, train_s) and ``grid`` (K -> the first ``n_grid`` test outputs at the last iteration).
     """
     if arm not in ARMS:
@@ -391,5 +392,6 @@ def check_knobs(cfg) -> None:
 def arm_settings(cfg) -> dict:
     """The keyword arguments of ``train_arm``/``run_arms`` from a notebook configuration."""
     keys = ("p", "unet", "dropout", "train_timesteps", "beta_start", "beta_end", "noise_conditioning", "loss",
-            "iters", "batch", "lr", "eval_iters", "sweep_iters", "sweep_Ks", "early_Ks", "eval_K", "sampler", "seed", "eval_ema")
+            "iters", "batch", "lr", "eval_iters", "sweep_iters", "sweep_Ks", "early_Ks", "eval_K", "sampler", "seed",
+            "eval_ema")
     return {**{k: getattr(cfg, k) for k in keys}, "device": str(cfg.device)}

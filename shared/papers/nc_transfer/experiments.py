@@ -251,7 +251,7 @@ def run_variants(data: Transfer, variants, seeds, arch: str, epochs: int, lr: fl
     """Pre-train every variant for every seed and probe it; one row per encoder, and the encoders by (variant, seed).
 
     ``n_jobs`` > 1 trains the encoders in that many processes of one torch thread each
-    (:func:`shared.runtime.parallel_map`): the values equal a one-thread run's."""
+    (:func:`shared.parallel.parallel_map`): the values equal a one-thread run's."""
     jobs = [(v, s) for s in seeds for v in variants]
     train = {"arch": arch, "epochs": epochs, "lr": lr, "batch_size": batch_size, "wd": wd}
     one = partial(pretrain_and_probe, data=data, per_class=per_class, device=device, train=train)
