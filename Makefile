@@ -9,6 +9,10 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MPLCONFIGDIR := $(abspath .cache/matplotlib)
+# idle OpenMP threads sleep instead of spinning (shared/runtime.py says why); the runner sets it too
+export OMP_WAIT_POLICY ?= PASSIVE
+# test processes: pytest-xdist workers, one notebook or test file per worker (PAPERSUITE_THREADS=1 each)
+TEST_JOBS ?= auto
 
 .PHONY: setup data repro test golden pipeline bench browser slurm lab hooks clean
 
@@ -33,7 +37,7 @@ repro: setup
 	$(BIN)/python -m shared.report --readme
 
 test: setup browser slurm
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses=$(TEST_JOBS)
 
 golden: setup
 	$(BIN)/python -m shared.golden

@@ -1,9 +1,10 @@
 """Benchmarks of the suite's costs: ``make bench`` or ``python benchmarks/bench.py [options]``.
 
 Sections: ``papers`` (a runner run: wall time, CPU time and peak RSS with the kernel, slowest
-cells), ``fixed_cost`` (a notebook's kernel start and imports), ``train_loop``, ``hidden_states``
-and ``metrics`` (toolkit code against a bare reference doing the same work), ``dvc`` (``dvc
-status`` with nothing to do). Each line is the median of ``--repeats`` runs; ``--busy`` repeats
+cells), ``threads`` (papers under each thread policy: the default, OpenMP's spinning, one thread),
+``fixed_cost`` (a notebook's kernel start and imports), ``train_loop``, ``hidden_states`` and
+``metrics`` (toolkit code against a bare reference doing the same work), ``dvc`` (``dvc status``
+with nothing to do). Each line is the median of ``--repeats`` runs; ``--busy`` repeats
 every run beside one process spinning on a core. The raw runs go to results/bench/<section>.json.
 """
 from __future__ import annotations
@@ -24,6 +25,11 @@ from typing import Any, Callable, Sequence
 if __package__ in (None, ""):  # run as `python benchmarks/bench.py`: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared.runtime import OMP_WAIT_POLICY, set_threads  # noqa: E402
+
+# the in-process sections run under the runner's policy; OpenMP reads it once, when torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -35,12 +41,12 @@ from benchmarks.reference import (bare_hidden_states, bare_train, class_features
                                   layer_stack, nc1_reference, synthetic_data)
 from shared import paths  # noqa: E402
 from shared.config import SCALES  # noqa: E402
-from shared.runtime import set_threads  # noqa: E402
 from shared.toolkit.models.mlp import MLP  # noqa: E402
 from shared.toolkit.train import Batch, TrainSettings, evaluate, log_spaced, train_classifier  # noqa: E402
 
-SECTIONS = ("papers", "fixed_cost", "train_loop", "hidden_states", "metrics", "dvc")
+SECTIONS = ("papers", "threads", "fixed_cost", "train_loop", "hidden_states", "metrics", "dvc")
 BENCH_DIR = paths.RESULTS_DIR / "bench"
+THREAD_PAPERS = ("residual_convergence",)  # the threads section's default: the paper measured 13x slower busy
 TRAIN_GOAL = 1.15  # toolkit / bare PyTorch training time, at most
 NOTEBOOK_CELLS = {"imports": "import torch, pandas, seaborn, scipy", "empty": "pass"}
 FOOTER = ("ratio: first side's median / second side's (times: above 1 = the first is slower)\n"
@@ -80,6 +86,7 @@ class Options:
     papers: list[str]
     scales: list[str]
     from_results: bool
+    thread_papers: list[str]
 
     @property
     def sizes(self) -> Sizes:
@@ -113,11 +120,16 @@ def parse_options(argv: Sequence[str] | None = None, papers: Sequence[str] | Non
                         help="scales to run papers at (default smoke; --from-results shows the stored one)")
     parser.add_argument("--from-results", action="store_true",
                         help="papers: read results/<id>/ (run.json, notebook.ipynb) instead of running")
+    parser.add_argument("--thread-papers", metavar="ID[,ID]",
+                        help=f"papers the threads section runs under each policy (default {','.join(THREAD_PAPERS)}; "
+                             "none with --quick)")
     args = parser.parse_args(argv)
     known = list(papers) if papers is not None else all_papers()
     try:
         sections = parse_list(args.only, SECTIONS, "section") or list(SECTIONS)
         chosen = parse_list(args.papers, known, "paper")
+        thread_papers = parse_list(args.thread_papers, known, "paper") or (
+            [] if args.quick else [p for p in THREAD_PAPERS if p in known])
         scales = parse_list(args.scales, SCALES, "scale")
     except ValueError as error:
         parser.error(str(error))
@@ -127,7 +139,7 @@ def parse_options(argv: Sequence[str] | None = None, papers: Sequence[str] | Non
         parser.error("--scales names no scale")
     return Options(sections=sections, repeats=args.repeats or (1 if args.quick else 3), busy=args.busy,
                    quick=args.quick, papers=chosen or ([] if args.quick else known), scales=scales,
-                   from_results=args.from_results)
+                   from_results=args.from_results, thread_papers=thread_papers)
 
 
 # --- papers ---------------------------------------------------------------------------------------
@@ -137,12 +149,12 @@ PAPER_METRICS = ("wall", "cpu", "rss")
 PAPER_WHAT = "wall s / CPU s / peak RSS MiB"
 
 
-def run_paper(paper: str, scale: str) -> dict[str, Any]:
-    """One runner run of ``paper`` at ``scale`` into a temporary folder: its measures and cell times."""
+def run_paper(paper: str, scale: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One runner run of ``paper`` at ``scale`` (``env`` added) into a temporary folder: measures, cell times."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{paper}-") as folder:
         out = Path(folder) / paper
         command = [sys.executable, "-m", "shared.run", paper, "--scale", scale, "--output", str(out)]
-        stats = run_measured(command, paths.REPO_ROOT, Path(folder) / "log.txt")
+        stats = run_measured(command, paths.REPO_ROOT, Path(folder) / "log.txt", env)
         return {**stats, "cells": cell_times(read_notebook(out / "notebook.ipynb"))}
 
 
@@ -186,6 +198,43 @@ def papers_section(opts: Options) -> Section:
             lines.append(Line(what, values, note=top_cells_note(cells)))
             records += runs
     return Section(lines, records, {"scales": opts.scales})
+
+
+# --- thread policies ------------------------------------------------------------------------------
+
+
+def thread_policies(cores: int) -> dict[str, dict[str, str]]:
+    """The policies compared, as environment overrides of the runner.
+
+    ``passive`` is the suite's default (all cores, OMP_WAIT_POLICY=PASSIVE, set by the runner);
+    ``spin`` is what an unset OMP_WAIT_POLICY gives (libgomp spins about 300,000 times, some
+    milliseconds, before sleeping: GOMP_SPINCOUNT takes precedence over the wait policy), the
+    default before issue 18; ``one`` is PAPERSUITE_THREADS=1.
+    """
+    return {"passive": {"PAPERSUITE_THREADS": str(cores)},
+            "spin": {"PAPERSUITE_THREADS": str(cores), "GOMP_SPINCOUNT": "300000"},
+            "one": {"PAPERSUITE_THREADS": "1"}}
+
+
+def threads_section(opts: Options) -> Section:
+    """Papers (``--thread-papers``) at each scale under each thread policy, against the default one."""
+    cores = os.cpu_count() or 1
+    policies = thread_policies(cores)
+    if not opts.thread_papers:
+        return Section([Line("threads", note="skipped: --quick runs the threads section only with --thread-papers")])
+    lines, records = [], []
+    for paper in opts.thread_papers:
+        for scale in opts.scales:
+            sides = {name: partial(run_paper, paper, scale, env) for name, env in policies.items()}
+            runs = collect(sides, opts.repeats, opts.busy, f"threads {paper} @{scale}")
+            for run in runs:
+                run.update(paper=paper, scale=scale)
+            records += runs
+            lines += [comparison(f"threads {paper} @{scale} wall s: {other} vs passive", runs, [other, "passive"],
+                                 "wall", note=f"{other}: {policies[other]}; passive: {policies['passive']} + the runner's "
+                                      "OMP_WAIT_POLICY=PASSIVE")
+                      for other in ("spin", "one")]
+    return Section(lines, records, {"policies": policies, "scales": opts.scales})
 
 
 # --- fixed cost of a notebook ---------------------------------------------------------------------
@@ -355,8 +404,8 @@ def dvc_section(opts: Options) -> Section:
 
 
 RUNNERS: dict[str, Callable[[Options], Section]] = {
-    "papers": papers_section, "fixed_cost": fixed_cost_section, "train_loop": train_loop_section,
-    "hidden_states": hidden_states_section, "metrics": metrics_section, "dvc": dvc_section,
+    "papers": papers_section, "threads": threads_section, "fixed_cost": fixed_cost_section,
+    "train_loop": train_loop_section, "hidden_states": hidden_states_section, "metrics": metrics_section, "dvc": dvc_section,
 }
 
 

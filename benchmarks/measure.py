@@ -184,13 +184,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_measured(command: Sequence[str], cwd: Path, log_file: Path) -> dict[str, float]:
-    """Run ``command``: wall s, CPU s and peak RSS MiB, counting every descendant it waited for (wait4)."""
+def run_measured(command: Sequence[str], cwd: Path, log_file: Path,
+                 env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run ``command`` (``env`` added to :func:`child_env`): wall s, CPU s and peak RSS MiB, counting every
+    descendant it waited for (wait4)."""
     # a notebook's kernel is a grandchild that jupyter_client reaps, so its rusage is in the child's;
     # processes nobody waits for (orphaned workers) are not counted
     with open(log_file, "wb") as output:
         start = time.perf_counter()
-        process = subprocess.Popen(list(command), cwd=cwd, env=child_env(), stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(list(command), cwd=cwd, env=child_env() | (env or {}), stdout=output,
+                                   stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)

@@ -28,7 +28,8 @@ SCALES = ("smoke", "cpu", "paper")
 COMMON = ("scale", "seed", "device")
 LIMIT_KEYS = {"min", "max", "above", "below", "choices", "items", "min_items"}
 SEED_RULE_KEY = "shown_not_asserted"   # preset key: scale -> {claim: why it is shown, not asserted}
-NON_SCALE_KEYS = ("limits", SEED_RULE_KEY)
+THREADS_KEY = "threads"                # preset key: the kernel's threads when PAPERSUITE_THREADS is unset
+NON_SCALE_KEYS = ("limits", SEED_RULE_KEY, THREADS_KEY)
 
 
 class PresetError(ValueError):
@@ -82,6 +83,23 @@ def load_seed_rule(paper_id: str) -> dict[str, dict[str, str]]:
             raise PresetError(f"{path}: {SEED_RULE_KEY}.{scale} must map claim names to a non-empty reason "
                               f"(e.g. 'holds for 3/5 seeds'), under one of the scales {SCALES}")
     return {scale: dict(claims) for scale, claims in rule.items()}
+
+
+def load_default_threads(paper_id: str) -> int | None:
+    """The preset file's ``threads:``, this paper's torch/BLAS threads unless $PAPERSUITE_THREADS is set
+    (None: every core). A paper whose in-process work is small models sets 1: as fast quiet, and it never
+    waits for a thread that a busy machine has descheduled."""
+    raw, path = _read_preset_file(paper_id)
+    value = (raw or {}).get(THREADS_KEY)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise PresetError(f"{path}: {THREADS_KEY} must be a positive number of threads, not {value!r}")
+    return value
+
+
+def kernel_threads(paper_id: str) -> int | None:
+    """$PAPERSUITE_THREADS if set, else the preset's ``threads:``; None means every core."""
+    env = os.environ.get("PAPERSUITE_THREADS")
+    return int(env) if env else load_default_threads(paper_id)
 
 
 def _finite(value: Any) -> bool:
@@ -282,7 +300,7 @@ def setup(paper_id: str, namespace: Mapping[str, Any]) -> SimpleNamespace:
     knobs = resolve(paper_id, scale, {k: namespace.get(k) for k in preset_keys})
     staged = stage_interactive_run(paper_id)
     runtime.seed_everything(seed)
-    threads = runtime.set_threads()
+    threads = runtime.set_threads(kernel_threads(paper_id))
     plots.set_theme()
     device = runtime.choose_device(device_name)
     config = {"paper": paper_id, "scale": scale, "seed": seed, "device": str(device), **knobs}

@@ -30,11 +30,13 @@ from shared.config import (SCALES, PresetError, check_common, check_declared_kno
 from shared.errors import ParameterError
 from shared import paths
 from shared.paths import CACHE_DIR, OUTPUT_ENV, REPO_ROOT, notebook_path
+from shared.runtime import OMP_WAIT_POLICY
 
 TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
     "list": (list,), "dict": (dict,),
 }
+CPU_FEATURES = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "neon", "asimd"}
 VERSIONED = ("torch", "numpy", "scipy", "pandas", "scikit-learn", "transformers", "papermill", "dvc")
 
 
@@ -187,6 +189,7 @@ def kernel_environment(staging: Path) -> Iterator[None]:
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
     })
+    env.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     try:
         yield
     finally:
@@ -225,9 +228,22 @@ def provenance(paper_id: str, parameters: dict[str, Any], staging: Path, started
         "data_md5": dir_md5(paths.DATA_DIR) if paths.DATA_DIR.is_dir() else None,
         "started": started.isoformat(timespec="seconds"), "wall_time_s": round(wall, 1),
         "versions": versions,
-        "hardware": {"platform": platform.platform(), "processor": platform.machine(),
+        "hardware": {"platform": platform.platform(), "processor": platform.machine(), **cpu_info(),
                      "cpu_count": os.cpu_count(), "device": config.get("device")},
+        "threads": {"PAPERSUITE_THREADS": os.environ.get("PAPERSUITE_THREADS"),
+                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", OMP_WAIT_POLICY)},
     }
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model name and its vector/int8 features from /proc/cpuinfo: fp32 and int8 speed depend on them."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    field = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in reversed(lines) if ":" in line}
+    flags = set(field.get("flags", "").split())
+    return {"cpu_model": field.get("model name"), "cpu_features": sorted(flags & CPU_FEATURES)}
 
 
 def check_output(paper_id: str, dest: Path) -> Path:

@@ -9,6 +9,10 @@ import numpy as np
 from shared.errors import ParameterError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# OpenMP threads sleep when idle instead of spinning. Measured (benchmarks/bench.py, #18): with one
+# core busy, two spinning threads made a smoke run 13-15x slower; passive ones cost nothing quiet.
+# The runner and `make` set it for the kernels unless the environment already does.
+OMP_WAIT_POLICY = "PASSIVE"
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

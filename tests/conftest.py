@@ -19,6 +19,7 @@ os.environ.update({
     # one torch thread, as when the golden notebooks were made: same float reductions, and no
     # oversubscription when the machine is busy
     "PAPERSUITE_THREADS": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",  # as the runner sets it (shared.runtime.OMP_WAIT_POLICY)
 })
 
 

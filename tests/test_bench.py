@@ -38,8 +38,48 @@ def test_quick_means_one_repeat_small_sizes_and_papers_only_when_named():
     assert named.scales == ["smoke", "cpu"] and named.from_results and named.busy
 
 
+def test_the_threads_section_runs_residual_by_default_named_papers_when_asked_and_none_when_quick():
+    assert bench.parse_options([], papers=[*PAPERS, "residual_convergence"]).thread_papers == ["residual_convergence"]
+    assert bench.parse_options([], papers=PAPERS).thread_papers == []
+    assert bench.parse_options(["--quick"], papers=[*PAPERS, "residual_convergence"]).thread_papers == []
+    assert bench.parse_options(["--quick", "--thread-papers", "beta,alpha"], papers=PAPERS).thread_papers == [
+        "beta", "alpha"]
+    skipped = bench.threads_section(bench.parse_options(["--quick"], papers=PAPERS))
+    assert skipped.runs == [] and "skipped" in skipped.lines[0].note
+
+
+def test_the_threads_section_compares_each_policy_with_passive_by_wall_time(monkeypatch):
+    def fake_run(paper, scale, env):
+        return {"wall": {"2": 10.0, "1": 12.0}[env["PAPERSUITE_THREADS"]] * (3 if "GOMP_SPINCOUNT" in env else 1),
+                "cpu": 1.0, "rss": 1.0, "cells": []}
+
+    monkeypatch.setattr(bench, "run_paper", fake_run)
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    opts = bench.parse_options(["--thread-papers", "alpha", "--repeats", "1"], papers=PAPERS)
+    section = bench.threads_section(opts)
+    spin, one = section.lines
+    assert "spin vs passive" in spin.what and spin.ratio("quiet") == pytest.approx(3.0)
+    assert "one vs passive" in one.what and one.ratio("quiet") == pytest.approx(1.2)
+    assert {r["side"] for r in section.runs} == {"passive", "spin", "one"}
+
+
+def test_thread_policies_differ_only_in_threads_and_libgomp_spinning():
+    policies = bench.thread_policies(4)
+    assert policies["passive"] == {"PAPERSUITE_THREADS": "4"}
+    assert policies["spin"] == {"PAPERSUITE_THREADS": "4", "GOMP_SPINCOUNT": "300000"}
+    assert policies["one"] == {"PAPERSUITE_THREADS": "1"}
+
+
+def test_a_measured_command_gets_the_extra_environment(tmp_path):
+    command = [sys.executable, "-c", "import os, sys; sys.exit(os.environ['PROBE'] != 'yes')"]
+    assert run_measured(command, tmp_path, tmp_path / "log.txt", {"PROBE": "yes"})["wall"] > 0
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        run_measured(command, tmp_path, tmp_path / "log.txt", {"PROBE": "no"})
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--only", "train_loop,nope"], "unknown section nope"),
+    (["--thread-papers", "gamma"], "unknown paper gamma"),
     (["--papers", "gamma"], "unknown paper gamma"),
     (["--scales", "huge"], "unknown scale huge"),
     (["--repeats", "0"], "at least 1"),

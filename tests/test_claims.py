@@ -141,6 +141,23 @@ def test_the_seed_rule_shows_a_check_at_its_scale_only(tmp_path, monkeypatch):
     assert claims.ClaimBook("demo", "cpu").check("flaky", "s", math.nan, ">", 0.9, applies=False).verdict == "N/A"
 
 
+def test_a_preset_may_set_the_kernel_threads_and_papersuite_threads_wins(tmp_path, monkeypatch):
+    from shared import config
+
+    monkeypatch.delenv("PAPERSUITE_THREADS", raising=False)
+    write_preset(tmp_path, monkeypatch, "threads: 1\n")
+    assert config.kernel_threads("demo") == 1 and set(config.load_presets("demo")) == {"smoke", "cpu", "paper"}
+    monkeypatch.setenv("PAPERSUITE_THREADS", "2")
+    assert config.kernel_threads("demo") == 2
+    monkeypatch.delenv("PAPERSUITE_THREADS")
+    write_preset(tmp_path, monkeypatch, "")
+    assert config.kernel_threads("demo") is None  # every core
+    for bad in ("0", "true", "two"):
+        write_preset(tmp_path, monkeypatch, f"threads: {bad}\n")
+        with pytest.raises(config.PresetError, match="threads must be a positive number"):
+            config.kernel_threads("demo")
+
+
 def test_a_malformed_seed_rule_is_refused(tmp_path, monkeypatch):
     from shared.config import PresetError
 

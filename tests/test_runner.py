@@ -80,8 +80,22 @@ def test_successful_run_is_moved_into_place(demo):
     assert json.loads((dest / "claims.json").read_text())["passed"] == 1
     provenance = json.loads((dest / "run.json").read_text())
     assert provenance["parameters"]["rate"] == 0.5 and provenance["wall_time_s"] > 0
+    assert provenance["threads"]["OMP_WAIT_POLICY"] == "PASSIVE" and "cpu_features" in provenance["hardware"]
     assert (dest / "notebook.ipynb").exists()
     assert not any((demo / "results" / ".staging").iterdir())
+
+
+@pytest.mark.parametrize("given, kernel_gets", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_kernel_gets_passive_openmp_threads_unless_the_user_chose(tmp_path, monkeypatch, given, kernel_gets):
+    import os
+
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    with run.kernel_environment(tmp_path):
+        assert os.environ["OMP_WAIT_POLICY"] == kernel_gets
+    assert os.environ.get("OMP_WAIT_POLICY") == given
 
 
 @pytest.mark.slow

@@ -14,8 +14,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from shared.toolkit.neural_collapse import collapse_metrics
+from shared.parallel import parallel_map
 from shared.progress import progress
+from shared.toolkit.neural_collapse import collapse_metrics
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -112,6 +113,16 @@ def train_classifier(
     return pd.DataFrame(history)
 
 
+def train_one_run(build: Callable[[str], tuple[nn.Module, LossFn]], name: str, seed: int, train: Batch,
+                  test: Batch | None, settings: TrainSettings, device: str | torch.device = "cpu",
+                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> pd.DataFrame:
+    """Seed torch with ``seed``, train ``build(name)`` = (model, loss); the history with ``run`` and ``seed`` columns."""
+    torch.manual_seed(seed)
+    model, loss_fn = build(name)
+    history = train_classifier(model, loss_fn, train, test, settings, device, augment, seed, desc=f"{name} seed {seed}")
+    return history.assign(run=name, seed=seed)
+
+
 def train_runs(
     build: Callable[[str], tuple[nn.Module, LossFn]],
     names: Iterable[str],
@@ -121,15 +132,12 @@ def train_runs(
     settings: TrainSettings,
     device: str | torch.device = "cpu",
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
-    """Train ``build(name)`` = (model, loss) for every name and seed; histories stacked with ``run`` and ``seed`` columns.
+    """:func:`train_one_run` for every name and seed, in ``n_jobs`` one-thread processes; histories stacked.
 
-    torch is seeded with ``seed`` before each ``build``, so a run depends only on its name and seed.
+    A run depends only on its name and seed, so the rows do not depend on ``n_jobs`` (beyond the
+    float rounding of the thread count). ``build`` may be a lambda (the processes receive it by value).
     """
-    histories = []
-    for name, seed in progress([(n, s) for n in names for s in seeds], desc="runs"):
-        torch.manual_seed(seed)
-        model, loss_fn = build(name)
-        history = train_classifier(model, loss_fn, train, test, settings, device, augment, seed, desc=f"{name} seed {seed}")
-        histories.append(history.assign(run=name, seed=seed))
-    return pd.concat(histories, ignore_index=True)
+    jobs = [(build, name, seed, train, test, settings, device, augment) for name in names for seed in seeds]
+    return pd.concat(parallel_map(train_one_run, jobs, n_jobs, desc="runs"), ignore_index=True)

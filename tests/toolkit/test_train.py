@@ -62,3 +62,16 @@ def test_train_runs_stacks_histories_and_reseeds():
     again = train_runs(build, ["mse"], [1], blobs(), None, settings)
     mse1 = history[(history["run"] == "mse") & (history["seed"] == 1)].reset_index(drop=True)
     assert mse1.equals(again)
+
+
+def test_train_runs_in_two_processes_equal_the_loop():
+    """A local ``build`` (as a notebook's lambda) reaches the worker processes; the rows are the loop's."""
+    def build(name):
+        return create_model("mlp", in_features=8, num_classes=3, widths=(8,)), make_loss(name)
+
+    settings = TrainSettings(epochs=2, batch_size=30, eval_points=2)
+    loop = train_runs(build, ["ce", "mse"], [0, 1], blobs(), None, settings)
+    two = train_runs(build, ["ce", "mse"], [0, 1], blobs(), None, settings, n_jobs=2)
+    assert list(two["run"]) == list(loop["run"]) and list(two["seed"]) == list(loop["seed"])
+    np.testing.assert_allclose(two.drop(columns="run").to_numpy(float), loop.drop(columns="run").to_numpy(float),
+                               rtol=1e-6)

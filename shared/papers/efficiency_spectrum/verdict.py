@@ -18,6 +18,9 @@ from shared.papers.efficiency_spectrum.scaling import monotone_violations
 # N/A by design: smoke has no real model (perplexity, outliers, speed, pass savings, scaling monotonicity);
 # paper on a GPU has no int8 kernels (torch.ao dynamic quantization is CPU-only).
 EXPECTED_NA = {"smoke": 13, "cpu": 1, "paper": 2}
+# |PPL(smoothed)/PPL(fp) - 1| is rounded to 1e-6: the two fp32 perplexities differ by 0 to 2 ulp (2.4e-7)
+# depending on the CPU's kernels (AVX2 vs AVX-512), far below the 1e-3 threshold.
+FP32_NOISE_DIGITS = 6
 
 
 def _get(d, key):
@@ -90,7 +93,7 @@ def record_claims(book: ClaimBook, r: dict, scale: str, pipeline_only: bool, int
     book.check("smoothquant_repairs", "SmoothQuant recovers much of it: PPL(W8A8) / PPL(SmoothQuant + W8A8) > 1.3",
                naive / sq, ">", 1.3, applies=real, note=why)
     book.check("smoothing_preserves_fp", "smoothing alone leaves the fp model unchanged: |PPL ratio − 1| < 1e-3",
-               abs(smoothed / fp - 1), "<", 1e-3)
+               round(abs(smoothed / fp - 1), FP32_NOISE_DIGITS), "<", 1e-3)
     book.check("rtn_int8_logits", "RTN int8 changes the logits by < 1% (relative norm; smoke)",
                r["rtn8_logit_change"], "<", 0.01, applies=scale == "smoke", note="checked at smoke" if scale != "smoke" else "")
     # speed

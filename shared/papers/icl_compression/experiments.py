@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 
 from shared.papers.icl_compression.metrics import relative_bias_variance, tdnv_per_layer
-from shared.papers.icl_compression.states import LastTokenRun, logit_lens_top1, patched_top1, run_last_token
+from shared.papers.icl_compression.states import (LastTokenRun, last_token_states_at, logit_lens_top1, patched_top1,
+                                                  run_last_token)
 from shared.papers.icl_compression.tasks import (DEFAULT_FORMAT, TASKS, Prompt, answer_token_id, build_prompt, get_task,
                                                  make_prompts)
 
@@ -157,14 +158,18 @@ def task_vector_sweep(model, tokenizer, contexts: IclEval, n_queries: int, layer
 
 def bias_variance_sweep(model, tokenizer, tasks: list[str], n: int, k_list: list[int], layer: int, seed: int,
                         fixed_query: str, fmt: str = DEFAULT_FORMAT, batch_size: int = 16) -> pd.DataFrame:
-    """E3: relative bias and variance per task at ``layer``, query fixed, mu(inf) = mean at the largest K."""
+    """E3: relative bias and variance per task at ``layer``, query fixed, mu(inf) = mean at the largest K.
+
+    Only the states at ``layer`` are computed (:func:`last_token_states_at`).
+    """
     means: dict[int, torch.Tensor] = {}
     states: dict[int, torch.Tensor] = {}
     labels = None
     for k in sorted(k_list):
-        ev = evaluate(model, tokenizer, icl_prompts(tasks, n, k, seed, fmt, STREAM_BIAS, fixed_query=fixed_query),
-                      tasks, batch_size, desc=f"bias K={k}")
-        states[k], labels = ev.run.states[layer - 1].double(), torch.as_tensor(ev.labels)
+        prompts = icl_prompts(tasks, n, k, seed, fmt, STREAM_BIAS, fixed_query=fixed_query)
+        states[k] = last_token_states_at(model, tokenizer, [p.text for p in prompts], layer, batch_size,
+                                         desc=f"bias K={k}").double()
+        labels = torch.as_tensor([tasks.index(p.task) for p in prompts])
         means[k] = torch.stack([states[k][labels == i].mean(0) for i in range(len(tasks))])
     reference = means[max(k_list)]
     rows = [{"K": k, "task": t, **dict(zip(("bias", "variance"),

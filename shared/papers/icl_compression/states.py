@@ -86,6 +86,39 @@ def run_last_token(model, tokenizer, texts: Sequence[str], batch_size: int = 16,
     return run
 
 
+class _Stop(Exception):
+    """Raised by a forward hook to end a pass once the block it watches has run."""
+
+
+@torch.inference_mode()
+def last_token_states_at(model, tokenizer, texts: Sequence[str], layer: int, batch_size: int = 16,
+                         desc: str | None = None) -> torch.Tensor:
+    """(n, d) ``run_last_token(...).states[layer - 1]``, the same values; below the last layer the pass
+    stops after block ``layer``, so the later blocks and the unembedding never run."""
+    parts = decoder_parts(model)
+    if not 1 <= layer <= parts.n_layers:
+        raise ValueError(f"layer must be in 1..{parts.n_layers}, got {layer}")
+    if layer == parts.n_layers:  # hidden_states[L] is after the final norm: the whole pass
+        return run_last_token(model, tokenizer, texts, batch_size, desc).states[-1]
+    out, store = torch.zeros(len(texts), model.config.hidden_size), {}
+
+    def keep_and_stop(_module, _args, output):
+        store["h"] = (output[0] if isinstance(output, tuple) else output)[:, -1]
+        raise _Stop
+
+    handle = parts.blocks[layer - 1].register_forward_hook(keep_and_stop)
+    try:
+        for rows in progress(_length_sorted_batches(tokenizer, texts, batch_size), desc=desc):
+            try:
+                model(**_forward_kwargs(model, encode_left_padded(tokenizer, [texts[i] for i in rows])), use_cache=False)
+            except _Stop:
+                pass
+            out[rows] = store.pop("h").float().cpu()
+    finally:
+        handle.remove()
+    return out
+
+
 @torch.inference_mode()
 def logit_lens_top1(model, run: LastTokenRun, batch_size: int = 64) -> torch.Tensor:
     """(L, n) top-1 of unembed(final_norm(h_l)) for layers 1..L-1; at L the model's own top-1."""

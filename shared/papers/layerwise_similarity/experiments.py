@@ -126,6 +126,15 @@ def text_similarity(model_path, n_sentences: int, n_tokens: int, seed: int, drop
             "pearson": float(pearsonr(upper_pairs(cos), upper_pairs(cka)).statistic), "n_tokens": H.shape[1]}
 
 
+def lm_similarity(n_sentences: int, n_tokens: int, seed: int, unbiased_cka: bool = False) -> dict:
+    """:func:`text_similarity` of SmolLM2-135M (the suite's package model, its fp32 cache built on first use),
+    with token 0 dropped: a decoder's first token is an attention sink whose states dwarf the others."""
+    from shared.toolkit.llm import ensure_smollm2
+
+    return text_similarity(ensure_smollm2(), n_sentences, n_tokens, seed, drop_special_tokens=True,
+                           drop_first_token=True, unbiased_cka=unbiased_cka)
+
+
 def run_gpt2(mode: str, cfg, device: torch.device | str) -> SimpleNamespace:
     """Fine-tune the local GPT-2 on WikiText-103 in ``mode`` (official recipe) and measure it on the test set."""
     from shared.papers.layerwise_similarity.gpt2_wikitext import evaluate_gpt2_exits, load_gpt2_exits, pad_id, train_gpt2_exits, wikitext_corpus

@@ -3,7 +3,8 @@
 Inputs of :func:`record_claims`:
 - ``text``: :func:`experiments.text_similarity` (``cos``, ``cka`` (L, L) matrices of the text model);
 - ``runs``: mode -> ``ExitRun`` (``accuracy`` (L,), ``cos``, ``cka``) of the vision exit models;
-- ``lm``: mode -> GPT-2 results (``accuracy``, ``perplexity``, ``saturated``), paper scale only.
+- ``lm``: mode -> GPT-2 results (``accuracy``, ``perplexity``, ``saturated``), paper scale only;
+- ``lm_text``: COS and CKA across SmolLM2's layers (shown, not asserted).
 
 Every value is NaN-propagating: a NaN anywhere in a claim's inputs gives NaN, and NaN FAILs.
 The agreement claims are sensitive to the order of the layers (Spearman(COS, CKA) is not: it is the same
@@ -108,6 +109,10 @@ def vision_claim_values(runs: dict) -> dict[str, float]:
         "rho_min": worst([spearman(std.cos, std.cka), spearman(ali.cos, ali.cka)]),
         "agreement_min": worst([ordered_agreement(std.cos, std.cka), ordered_agreement(ali.cos, ali.cka)]),
     }
+    if "alternating" in runs:
+        a_alt = np.asarray(runs["alternating"].accuracy, dtype=float)
+        values |= {"alternating_acc1_gap": float(a_alt[0] - a_std[0]),
+                   "alternating_last_gap": float(abs(a_alt[-1] - a_std[-1]))}
     if "multi_exit" in runs:
         gap = np.abs(a_ali - np.asarray(runs["multi_exit"].accuracy, dtype=float))
         values |= {"multi_max_gap": worst(gap, "max"), "multi_mean_gap": float(np.mean(gap)),
@@ -123,8 +128,18 @@ def _relative(value: float, gain: float, threshold: float) -> tuple[float, str]:
                       "the claim is about what aligned training keeps")
 
 
-def record_claims(book, text: dict, runs: dict, lm: dict | None = None, scale: str = "cpu"):
-    """Check every claim of the paper on ``book`` (a ClaimBook); returns it."""
+def lm_panel_values(lm_text: dict) -> dict[str, float]:
+    """The decoder-LM panel's shown values: Spearman(COS, CKA) and the smallest adjacent-layer COS."""
+    cos = np.asarray(lm_text["cos"], dtype=float)
+    return {"rho": spearman(cos, lm_text["cka"]), "min_adjacent_cos": worst(np.diagonal(cos, 1))}
+
+
+def record_claims(book, text: dict, runs: dict, lm: dict | None = None, scale: str = "cpu",
+                  lm_text: dict | None = None):
+    """Check every claim of the paper on ``book`` (a ClaimBook); returns it.
+
+    ``lm_text`` (optional): :func:`experiments.lm_similarity` of SmolLM2, shown only (the brief: assert nothing).
+    """
     lm = lm or {}
     full, quick = scale != "smoke", scale == "smoke"
     tv = text_claim_values(text)
@@ -178,6 +193,16 @@ def record_claims(book, text: dict, runs: dict, lm: dict | None = None, scale: s
         if hasattr(runs[mode], "saturation"):
             book.info(f"settled_{mode}", f"{mode}: test samples settled before the last layer (shown)",
                       runs[mode].saturated)
+    if "alternating" in runs:
+        book.info("alternating_acc1_gap", "alternating (last-layer CE and the aligned loss on alternate steps): "
+                  "acc_1 - acc_1(standard) (shown)", vis["alternating_acc1_gap"])
+        book.info("alternating_last_gap", "alternating: |acc_L - acc_L(standard)| (shown)", vis["alternating_last_gap"])
+    if lm_text is not None:
+        lv = lm_panel_values(lm_text)
+        book.info("rho_smollm2", "SmolLM2-135M, token 0 dropped: Spearman(COS, CKA) (shown; the brief measured 0.50)",
+                  lv["rho"])
+        book.info("smollm2_min_adjacent_cos", "SmolLM2-135M: smallest COS of adjacent layers (shown; brief .86)",
+                  lv["min_adjacent_cos"])
     if has_multi:
         book.info("rho_multi_exit", "multi-exit: Spearman(COS, CKA) (shown; separate heads need no shared basis)",
                   vis["rho_multi_exit"])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from shared.progress import progress
+from shared.parallel import parallel_map
 from shared.papers.residual_convergence.inputs import Problem, generator
 from shared.papers.residual_convergence.model import ResidualTransformer
 from shared.papers.residual_convergence.rate import loglinear_rate
@@ -60,23 +60,29 @@ def summarize(spec: RunSpec, result: TrainResult, stable_rank0: float) -> dict:
     }
 
 
+def train_one(spec: RunSpec, problem: Problem, m: int, train_qk: bool, svd_every: int,
+              device: torch.device | str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """One GD run of ``spec`` on ``problem(seed)``: its row, loss curve and spectra (tables of run_sweep)."""
+    X, Y = (t.to(device) for t in problem(spec.seed))
+    model = build_model(spec, X.shape[-1], m, Y.shape[-1], train_qk).to(device)
+    with torch.no_grad():
+        stable_rank0 = stable_rank(model(X).S)
+    result = train_gd(model, X, Y, eta=spec.eta, steps=spec.steps, svd_every=svd_every)
+    key = asdict(spec)
+    return (summarize(spec, result, stable_rank0),
+            pd.DataFrame({**key, "step": np.arange(len(result.losses)), "loss": result.losses}),
+            pd.DataFrame({**key, "step": result.spectrum_steps, "sigma_min": result.sigma_min,
+                          "sigma_max": result.sigma_max, "kappa": result.kappa}))
+
+
 def run_sweep(specs: list[RunSpec], problem: Problem, m: int, *, train_qk: bool = True,
               svd_every: int = 10, device: torch.device | str = "cpu",
-              desc: str = "GD runs") -> Sweep:
-    """Train one model per spec on ``problem(seed)`` and collect the tables."""
-    rows, losses, spectra = [], [], []
-    for spec in progress(specs, desc=desc):
-        X, Y = (t.to(device) for t in problem(spec.seed))
-        model = build_model(spec, X.shape[-1], m, Y.shape[-1], train_qk).to(device)
-        with torch.no_grad():
-            stable_rank0 = stable_rank(model(X).S)
-        result = train_gd(model, X, Y, eta=spec.eta, steps=spec.steps, svd_every=svd_every)
-        key = asdict(spec)
-        rows.append(summarize(spec, result, stable_rank0))
-        losses.append(pd.DataFrame({**key, "step": np.arange(len(result.losses)), "loss": result.losses}))
-        spectra.append(pd.DataFrame({**key, "step": result.spectrum_steps, "sigma_min": result.sigma_min,
-                                     "sigma_max": result.sigma_max, "kappa": result.kappa}))
-    return Sweep(pd.DataFrame(rows), pd.concat(losses, ignore_index=True),
+              desc: str = "GD runs", n_jobs: int = 1) -> Sweep:
+    """Train one model per spec on ``problem(seed)`` and collect the tables (``n_jobs`` processes)."""
+    done = parallel_map(train_one, [(spec, problem, m, train_qk, svd_every, device) for spec in specs],
+                        n_jobs, desc=desc)
+    rows, losses, spectra = zip(*done)
+    return Sweep(pd.DataFrame(list(rows)), pd.concat(losses, ignore_index=True),
                  pd.concat(spectra, ignore_index=True))
 
 

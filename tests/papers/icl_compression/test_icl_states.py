@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from shared.papers.icl_compression.experiments import bias_variance_sweep, k_sweep, k_sweep_tables, task_vector_sweep
-from shared.papers.icl_compression.states import (_patched_logits_cached, encode_left_padded, logit_lens_top1, patched_last_logits,
-                               patched_top1, run_last_token)
+from shared.papers.icl_compression.states import (_patched_logits_cached, encode_left_padded, last_token_states_at,
+                                                  logit_lens_top1, patched_last_logits, patched_top1, run_last_token)
 from shared.toolkit.llm import decoder_parts, random_llama, toy_tokenizer
 
 TEXTS = ["a->b\nc->", "a,b,c->c\nd,e->", "x->", "p->P\nq->Q\nr->R\ns->"]
@@ -28,6 +28,23 @@ def test_left_padded_batch_matches_single_runs(lm):
         torch.testing.assert_close(together.states[:, i], single.states[:, 0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(together.pre_norm_last[i], single.pre_norm_last[0], atol=1e-5, rtol=1e-5)
         assert together.top1[i] == single.top1[0]
+
+
+def test_states_at_one_layer_equal_the_full_pass_and_skip_later_blocks(lm):
+    model, tok = lm
+    full = run_last_token(model, tok, TEXTS, batch_size=3)
+    last_block = decoder_parts(model).blocks[-1]
+    calls = []
+    handle = last_block.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        for layer in (1, 2):
+            assert torch.equal(last_token_states_at(model, tok, TEXTS, layer, batch_size=3), full.states[layer - 1])
+        assert not calls  # the pass stopped before the last block
+    finally:
+        handle.remove()
+    assert torch.equal(last_token_states_at(model, tok, TEXTS, 3, batch_size=3), full.states[-1])
+    with pytest.raises(ValueError, match="1..3"):
+        last_token_states_at(model, tok, TEXTS, 4)
 
 
 def test_logit_lens_at_last_layer_equals_logits(lm):

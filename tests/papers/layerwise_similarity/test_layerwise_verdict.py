@@ -210,3 +210,20 @@ def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
     text, runs = healthy()
     book = record_claims(ClaimBook("layerwise_similarity", scale="cpu", expected_na=EXPECTED_NA), text, runs, None, "cpu")
     assert book.na == EXPECTED_NA["cpu"] and book.reproduces
+
+
+def test_alternating_and_the_smollm2_panel_are_shown_and_change_no_verdict():
+    text, runs = healthy()
+    plain = verdicts(text, runs)
+    alternating = exit_run("alternating", [0.50, 0.60, 0.70, 0.80, 0.88, 0.918], banded(0.85))
+    lm_text = {"cos": banded(0.9, 30), "cka": banded(0.95, 30)}
+    book = record_claims(ClaimBook("layerwise_similarity", scale="cpu"), text, runs | {"alternating": alternating},
+                         None, "cpu", lm_text)
+    shown = {c.name: c for c in book.claims if c.verdict == "INFO"}
+    assert shown["alternating_acc1_gap"].measured == pytest.approx(0.2)
+    assert shown["alternating_last_gap"].measured == pytest.approx(0.002)
+    assert shown["smollm2_min_adjacent_cos"].measured == pytest.approx(0.9)
+    assert shown["rho_smollm2"].measured == pytest.approx(1.0)
+    assert {c.name: c.verdict for c in book.claims if c.verdict != "INFO"} == {
+        k: x for k, x in plain.items() if x != "INFO"}
+    assert not {"alternating_acc1_gap", "rho_smollm2"} & set(plain)
