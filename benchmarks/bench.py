@@ -46,7 +46,7 @@ from shared.toolkit.train import Batch, TrainSettings, evaluate, log_spaced, tra
 
 SECTIONS = ("papers", "threads", "fixed_cost", "train_loop", "hidden_states", "metrics", "dvc")
 BENCH_DIR = paths.RESULTS_DIR / "bench"
-THREAD_PAPERS = ("residual_convergence",)  # the threads section's default: the paper measured 13x slower busy
+THREAD_PAPERS = ("residual_convergence",)  # the threads section's default: 10x slower busy when spinning
 TRAIN_GOAL = 1.15  # toolkit / bare PyTorch training time, at most
 NOTEBOOK_CELLS = {"imports": "import torch, pandas, seaborn, scipy", "empty": "pass"}
 FOOTER = ("ratio: first side's median / second side's (times: above 1 = the first is slower)\n"
@@ -230,9 +230,9 @@ def threads_section(opts: Options) -> Section:
             for run in runs:
                 run.update(paper=paper, scale=scale)
             records += runs
+            passive = f"passive: {policies['passive']} + the runner's OMP_WAIT_POLICY=PASSIVE"
             lines += [comparison(f"threads {paper} @{scale} wall s: {other} vs passive", runs, [other, "passive"],
-                                 "wall", note=f"{other}: {policies[other]}; passive: {policies['passive']} + the runner's "
-                                      "OMP_WAIT_POLICY=PASSIVE")
+                                 "wall", note=f"{other}: {policies[other]}; {passive}")
                       for other in ("spin", "one")]
     return Section(lines, records, {"policies": policies, "scales": opts.scales})
 
@@ -405,7 +405,8 @@ def dvc_section(opts: Options) -> Section:
 
 RUNNERS: dict[str, Callable[[Options], Section]] = {
     "papers": papers_section, "threads": threads_section, "fixed_cost": fixed_cost_section,
-    "train_loop": train_loop_section, "hidden_states": hidden_states_section, "metrics": metrics_section, "dvc": dvc_section,
+    "train_loop": train_loop_section, "hidden_states": hidden_states_section, "metrics": metrics_section,
+    "dvc": dvc_section,
 }
 
 

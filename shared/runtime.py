@@ -9,9 +9,10 @@ import numpy as np
 from shared.errors import ParameterError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# OpenMP threads sleep when idle instead of spinning. Measured (benchmarks/bench.py, #18): with one
-# core busy, two spinning threads made a smoke run 13-15x slower; passive ones cost nothing quiet.
-# The runner and `make` set it for the kernels unless the environment already does.
+# OpenMP threads sleep when idle instead of spinning. Measured (`make bench`, threads section, #18): with
+# one core busy, two spinning threads made smoke runs 7-10x slower; quiet, passive ones cost 4-8% on LLM
+# papers and up to 57% on small models (those can set `threads: 1` in their preset). The runner, `make`
+# and the tests set it for the kernels unless the environment already does.
 OMP_WAIT_POLICY = "PASSIVE"
 
 

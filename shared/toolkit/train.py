@@ -116,7 +116,8 @@ def train_classifier(
 def train_one_run(build: Callable[[str], tuple[nn.Module, LossFn]], name: str, seed: int, train: Batch,
                   test: Batch | None, settings: TrainSettings, device: str | torch.device = "cpu",
                   augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> pd.DataFrame:
-    """Seed torch with ``seed``, train ``build(name)`` = (model, loss); the history with ``run`` and ``seed`` columns."""
+    """Seed torch with ``seed``, train ``build(name)`` = (model, loss); its history with ``run`` and ``seed``
+    columns."""
     torch.manual_seed(seed)
     model, loss_fn = build(name)
     history = train_classifier(model, loss_fn, train, test, settings, device, augment, seed, desc=f"{name} seed {seed}")

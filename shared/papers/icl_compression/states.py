@@ -109,8 +109,9 @@ def last_token_states_at(model, tokenizer, texts: Sequence[str], layer: int, bat
     handle = parts.blocks[layer - 1].register_forward_hook(keep_and_stop)
     try:
         for rows in progress(_length_sorted_batches(tokenizer, texts, batch_size), desc=desc):
+            batch = encode_left_padded(tokenizer, [texts[i] for i in rows])
             try:
-                model(**_forward_kwargs(model, encode_left_padded(tokenizer, [texts[i] for i in rows])), use_cache=False)
+                model(**_forward_kwargs(model, batch), use_cache=False)
             except _Stop:
                 pass
             out[rows] = store.pop("h").float().cpu()
