@@ -124,6 +124,19 @@ def stratified_split(
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
+def stratified_holdout(y: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded indices (kept, held out) with ``per_class`` samples of every class held out (sorted)."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        if len(idx) <= per_class:
+            raise ValueError(f"class {k} has {len(idx)} samples, not more than the {per_class} to hold out")
+        held.append(rng.choice(idx, per_class, replace=False))
+    held = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(y)), held), held
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only verify data/ against what this module builds")

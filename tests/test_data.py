@@ -30,6 +30,15 @@ def test_stratified_split_is_balanced_disjoint_and_seeded():
         data.stratified_split(y, 400, 200, seed=0)
 
 
+def test_stratified_holdout_is_balanced_disjoint_and_seeded():
+    y = np.repeat(np.arange(3), [5, 6, 7])
+    kept, held = data.stratified_holdout(y, 2, seed=0)
+    assert np.bincount(y[held]).tolist() == [2, 2, 2] and sorted(np.concatenate([kept, held])) == list(range(18))
+    assert np.array_equal(held, data.stratified_holdout(y, 2, seed=0)[1])
+    with pytest.raises(ValueError, match="class 0 has 5 samples"):
+        data.stratified_holdout(y, 5, seed=0)
+
+
 def test_a_fresh_build_is_what_the_pins_say(tmp_path):
     data.materialize(tmp_path)
     assert data.check_all(tmp_path) == []

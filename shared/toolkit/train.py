@@ -52,15 +52,22 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.de
     return tuple(torch.cat([o[j] for o in outputs]).float().cpu() for j in (0, 1))
 
 
-def evaluate(model: nn.Module, train: Batch, test: Batch | None, settings: TrainSettings, device: torch.device) -> dict[str, float]:
-    """Train/test accuracy and NC metrics of the training features (no augmentation)."""
+def accuracy(model: nn.Module, data: Batch, settings: TrainSettings, device: torch.device) -> float:
+    """Accuracy of ``model`` on ``data`` = (x, y) in eval mode."""
+    logits, _ = predict(model, data[0], settings.eval_batch_size, device)
+    return (logits.argmax(1) == data[1].cpu()).float().mean().item()
+
+
+def evaluate(model: nn.Module, train: Batch, test: Batch | None, settings: TrainSettings, device: torch.device,
+             val: Batch | None = None) -> dict[str, float]:
+    """Train (and test, validation) accuracy and NC metrics of the training features (no augmentation)."""
     logits, features = predict(model, train[0], settings.eval_batch_size, device)
     labels = train[1].cpu()
     head = model.fc
     row = {"train_acc": (logits.argmax(1) == labels).float().mean().item()}
-    if test is not None:
-        test_logits, _ = predict(model, test[0], settings.eval_batch_size, device)
-        row["test_acc"] = (test_logits.argmax(1) == test[1].cpu()).float().mean().item()
+    for split, data in (("test_acc", test), ("val_acc", val)):
+        if data is not None:
+            row[split] = accuracy(model, data, settings, device)
     row.update(collapse_metrics(features.numpy(), labels.numpy(), head.weight, head.bias, settings.center_w))
     return row
 
@@ -75,16 +82,18 @@ def train_classifier(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     seed: int = 0,
     desc: str = "train",
+    val: Batch | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` (last layer ``model.fc``) on ``train`` = (x, y); return the history, one row per grid epoch.
 
     ``augment(x_batch, generator)`` transforms training batches only; the shuffling and the
-    augmentation draw from a generator seeded with ``seed``.
+    augmentation draw from a generator seeded with ``seed``. With a validation split ``val`` the
+    history has a ``val_acc`` column (:func:`best_validation` picks a checkpoint by it).
     """
     device = torch.device(device)
     model.to(device)
     x_train, y_train = (t.to(device) for t in train)
-    test = None if test is None else tuple(t.to(device) for t in test)
+    test, val = (None if data is None else tuple(t.to(device) for t in data) for data in (test, val))
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     milestones = [int(f * settings.epochs) for f in settings.milestones]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=settings.lr_decay)
@@ -109,18 +118,20 @@ def train_classifier(
         scheduler.step()
         if epoch in grid:
             row = {"epoch": epoch, "lr": lr, "train_loss": torch.stack(losses).mean().item()}
-            history.append(row | evaluate(model, (x_train, y_train), test, settings, device))
+            history.append(row | evaluate(model, (x_train, y_train), test, settings, device, val))
     return pd.DataFrame(history)
 
 
 def train_one_run(build: Callable[[str], tuple[nn.Module, LossFn]], name: str, seed: int, train: Batch,
                   test: Batch | None, settings: TrainSettings, device: str | torch.device = "cpu",
-                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> pd.DataFrame:
+                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                  val: Batch | None = None) -> pd.DataFrame:
     """Seed torch with ``seed``, train ``build(name)`` = (model, loss); its history with ``run`` and ``seed``
     columns."""
     torch.manual_seed(seed)
     model, loss_fn = build(name)
-    history = train_classifier(model, loss_fn, train, test, settings, device, augment, seed, desc=f"{name} seed {seed}")
+    history = train_classifier(model, loss_fn, train, test, settings, device, augment, seed,
+                               desc=f"{name} seed {seed}", val=val)
     return history.assign(run=name, seed=seed)
 
 
@@ -134,11 +145,29 @@ def train_runs(
     device: str | torch.device = "cpu",
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     n_jobs: int = 1,
+    val: Batch | None = None,
 ) -> pd.DataFrame:
     """:func:`train_one_run` for every name and seed, in ``n_jobs`` one-thread processes; histories stacked.
 
     A run depends only on its name and seed, so the rows do not depend on ``n_jobs`` (beyond the
     float rounding of the thread count). ``build`` may be a lambda (the processes receive it by value).
     """
-    jobs = [(build, name, seed, train, test, settings, device, augment) for name in names for seed in seeds]
+    jobs = [(build, name, seed, train, test, settings, device, augment, val) for name in names for seed in seeds]
     return pd.concat(parallel_map(train_one_run, jobs, n_jobs, desc="runs"), ignore_index=True)
+
+
+def best_validation(history: pd.DataFrame, keys: Sequence[str] = ("run", "seed")) -> pd.DataFrame:
+    """Per run (``keys``): the test accuracy of the logged epoch with the best validation accuracy (the first
+    such epoch) as ``test_acc``, its epoch as ``best_epoch``, and the last epoch's other columns.
+
+    Without a ``val_acc`` column the last epoch stands for the checkpoint. A NaN accuracy at the chosen
+    epoch stays NaN.
+    """
+    keys = list(keys)
+    ordered = history.sort_values([*keys, "epoch"])
+    last = ordered.groupby(keys, sort=False).tail(1).set_index(keys)
+    if "val_acc" not in history:
+        return last.assign(best_epoch=last.epoch).reset_index()
+    best = ordered.loc[ordered.val_acc.fillna(-np.inf).groupby([ordered[k] for k in keys], sort=False).idxmax()]
+    best = best.set_index(keys)
+    return last.assign(test_acc=best.test_acc, best_epoch=best.epoch).reset_index()

@@ -1,10 +1,11 @@
 """The shared training loop on a tiny problem (shared.toolkit.train)."""
 import numpy as np
+import pandas as pd
 import torch
 
 from shared.toolkit.losses import make_loss
 from shared.toolkit.models import create_model
-from shared.toolkit.train import TrainSettings, log_spaced, train_classifier, train_runs
+from shared.toolkit.train import TrainSettings, best_validation, log_spaced, train_classifier, train_runs
 
 
 def blobs(n_per_class=20, k=3, d=8, seed=0):
@@ -75,3 +76,22 @@ def test_train_runs_in_two_processes_equal_the_loop():
     assert list(two["run"]) == list(loop["run"]) and list(two["seed"]) == list(loop["seed"])
     np.testing.assert_allclose(two.drop(columns="run").to_numpy(float), loop.drop(columns="run").to_numpy(float),
                                rtol=1e-6)
+
+
+def test_best_validation_reports_the_test_accuracy_of_the_best_validation_epoch():
+    history = pd.DataFrame({"run": ["ce"] * 3 + ["mse"] * 3, "seed": 0, "epoch": [1, 2, 4] * 2,
+                            "val_acc": [0.5, 0.9, 0.8, 0.7, 0.7, np.nan], "test_acc": [0.4, 0.85, 0.9, 0.6, 0.65, 0.7],
+                            "nc1": [1.0, 0.5, 0.1, 1.0, 0.5, 0.2]})
+    rows = best_validation(history).set_index("run")
+    assert rows.loc["ce", ["test_acc", "best_epoch", "nc1"]].tolist() == [0.85, 2, 0.1]  # NC from the last epoch
+    assert rows.loc["mse", ["test_acc", "best_epoch"]].tolist() == [0.6, 1]  # ties: the first; NaN never best
+    last = best_validation(history.drop(columns="val_acc")).set_index("run")
+    assert last.test_acc.tolist() == [0.9, 0.7] and last.best_epoch.tolist() == [4, 4]
+
+
+def test_validation_accuracy_is_logged():
+    torch.manual_seed(0)
+    model = create_model("mlp", num_classes=3, in_features=8, widths=[16])
+    history = train_classifier(model, make_loss("ce"), blobs(), None, TrainSettings(epochs=2, batch_size=16, eval_points=2),
+                               val=blobs(n_per_class=5, seed=3))
+    assert history.val_acc.between(0, 1).all() and "test_acc" not in history

@@ -7,17 +7,21 @@ that TDNV and accuracy change with K only, not with a fresh draw of queries at e
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 
 from shared.papers.icl_compression.metrics import relative_bias_variance, tdnv_per_layer
+from shared.papers.icl_compression.readout import majority_chance, readout_accuracy
 from shared.papers.icl_compression.states import (LastTokenRun, last_token_states_at, logit_lens_top1, patched_top1,
                                                   run_last_token)
 from shared.papers.icl_compression.tasks import (DEFAULT_FORMAT, TASKS, Prompt, answer_token_id, build_prompt, get_task,
                                                  make_prompts)
+from shared.toolkit import llm
 
 STREAM_ICL, STREAM_QUERIES, STREAM_BIAS, STREAM_NOISE, STREAM_NESTED, STREAM_NULL = range(6)
 # The paper's models whose TDNV minimum its figures place at about 0.30-0.38 of depth (GPT-J, Pythia-2.8B,
@@ -54,6 +58,15 @@ class IclEval:
     def early_exit_accuracy(self, model) -> np.ndarray:
         """(L,) logit-lens accuracy of ``model`` (the one that ran) after each layer; at L the ICL accuracy."""
         return (logit_lens_top1(model, self.run) == self.answers).double().mean(1).numpy()
+
+    def readout(self, n_folds: int = 2, seed: int = 0, alpha: float = 1.0) -> pd.DataFrame:
+        """(layer, task, accuracy): held-out accuracy of a per-layer linear readout of the answer token
+        (:func:`readout.readout_accuracy`), the early-exit substitute; no forward pass."""
+        return readout_accuracy(self.run.states, self.answers.numpy(), self.labels, self.tasks, n_folds, seed, alpha)
+
+    def readout_chance(self, n_folds: int = 2, seed: int = 0) -> float:
+        """The readout's chance level: held-out accuracy of the training folds' most frequent answer."""
+        return majority_chance(self.answers.numpy(), self.labels, n_folds, seed)
 
     def tdnv(self, reduce: str = "mean") -> np.ndarray:
         """(L,) TDNV per layer, index 0 = layer 1."""
@@ -187,3 +200,80 @@ def noise_sweep(model, tokenizer, tasks: list[str], n: int, k: int, ratios: list
                       tasks, batch_size, desc=f"noise {ratio:.1f}")
         rows.append({"noise_ratio": ratio, "icl_acc": ev.accuracy(), **layer_summary(ev.tdnv(reduce))})
     return pd.DataFrame(rows)
+
+
+def layer_table(name: str, tdnv: np.ndarray, task_vector_acc: pd.Series, early_exit_acc: np.ndarray,
+                readout_acc: pd.Series) -> pd.DataFrame:
+    """One model's per-layer table: model, layer, depth l/L, tdnv and the three accuracies (NaN where a layer
+    was not patched with task vectors)."""
+    layers = np.arange(1, len(tdnv) + 1)
+    return pd.DataFrame({"model": name, "layer": layers, "depth": layers / len(tdnv), "tdnv": tdnv,
+                         "task_vector_acc": task_vector_acc.reindex(layers).to_numpy(),
+                         "early_exit_acc": np.asarray(early_exit_acc, dtype=float),
+                         "readout_acc": readout_acc.reindex(layers).to_numpy()})
+
+
+def model_summary(name: str, icl_acc: float, table: pd.DataFrame) -> dict:
+    """One row of the model comparison: ICL accuracy, :func:`layer_summary` of the TDNV curve, the task-vector
+    peak and its layer, and early-exit (logit lens) and readout accuracy at layer L-1."""
+    tv = table.set_index("layer")["task_vector_acc"].dropna()
+    return {"model": name, "n_layers": len(table), "icl_acc": icl_acc, **layer_summary(table["tdnv"].to_numpy()),
+            "task_vector_peak_acc": float(tv.max()), "task_vector_argmax_layer": int(tv.idxmax()),
+            "early_exit_acc_L-1": float(table["early_exit_acc"].iloc[-2]),
+            "readout_acc_L-1": float(table["readout_acc"].iloc[-2])}
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """The knobs of one model's layerwise profile at K = k (what ``profile_model`` runs)."""
+
+    tasks: list[str]
+    n_per_task: int
+    k_main: int
+    seed: int
+    prompt_format: str
+    batch_size: int
+    tv_queries: int
+    tv_batch_size: int
+    tv_layers: list[int]
+    tdnv_reduce: str
+    readout_folds: int
+    readout_alpha: float
+
+    @classmethod
+    def from_config(cls, cfg) -> "ProfileSettings":
+        """The settings of a resolved notebook configuration (attributes of the same names)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
+
+
+def patched_layers(requested: list[int], n_layers: int) -> list[int]:
+    """The task-vector layers of a model with ``n_layers`` blocks: ``requested`` within 1..L, or every layer."""
+    return [layer for layer in requested if 1 <= layer <= n_layers] or list(range(1, n_layers + 1))
+
+
+def profile_model(name: str, model, tokenizer, s: ProfileSettings) -> tuple[float, pd.DataFrame]:
+    """ICL accuracy and the per-layer table (:func:`layer_table`) of one model at K = ``s.k_main``: TDNV,
+    task-vector accuracy, logit-lens early exit and the linear readout, as E1 and E2 compute them."""
+    ev = k_sweep(model, tokenizer, s.tasks, s.n_per_task, [s.k_main], s.seed, s.prompt_format, s.batch_size)[s.k_main]
+    layers = patched_layers(s.tv_layers, llm.decoder_parts(model).n_layers)
+    tv = task_vector_sweep(model, tokenizer, ev, s.tv_queries, layers, s.seed, s.prompt_format, s.tv_batch_size)
+    readout = ev.readout(s.readout_folds, s.seed, s.readout_alpha).groupby("layer")["accuracy"].mean()
+    return ev.accuracy(), layer_table(name, ev.tdnv(s.tdnv_reduce), tv.by_layer(), ev.early_exit_accuracy(model),
+                                      readout)
+
+
+def profile_models(folders: dict[str, Path], s: ProfileSettings, device, dtype,
+                   skip: str | None = None) -> Iterator[tuple[str, float, pd.DataFrame]]:
+    """(name, ICL accuracy, per-layer table) of every model of ``folders`` but ``skip``, one loaded at a time.
+
+    A folder that is missing or not a Hugging Face causal LM raises MissingInputError naming
+    ``model_paths.<name>``.
+    """
+    for name, folder in folders.items():
+        if name == skip:
+            continue
+        model, tokenizer = llm.load_causal_lm(llm.require_hf_model(f"model_paths.{name}", folder), device, dtype,
+                                              param=f"model_paths.{name}")
+        acc, table = profile_model(name, model, tokenizer, s)
+        del model
+        yield name, acc, table

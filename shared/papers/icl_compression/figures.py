@@ -117,3 +117,58 @@ def models_compared(curves: pd.DataFrame):
     sns.lineplot(data=curves, x="depth", y="tdnv", hue="model", marker="o", ms=3, ax=ax)
     ax.set(yscale="log", xlabel="relative depth l / L", ylabel="TDNV (log)", title="TDNV per layer across models")
     return fig
+
+
+def _mean_band(ax, table: pd.DataFrame, style: str, color: str, label: str) -> None:
+    """Mean over tasks per layer of a (layer, task, accuracy) table, with a band of one standard error."""
+    stats = table.groupby("layer")["accuracy"].agg(["mean", "sem"]).fillna(0.0)
+    ax.plot(stats.index, stats["mean"], style, color=color, ms=5, lw=2, label=label)
+    ax.fill_between(stats.index, stats["mean"] - stats["sem"], stats["mean"] + stats["sem"], color=color, alpha=0.2)
+
+
+def readout_layerwise(tdnv: np.ndarray, argmin_layer: int, task_vectors: pd.DataFrame, readout: pd.DataFrame,
+                      early_exit_acc: np.ndarray, chance: float, title: str):
+    """The paper's layerwise figure with the linear readout as the early-exit curve.
+
+    Accuracy on the left axis: task-vector accuracy (circles) and the held-out linear readout of the answer
+    (triangles), each the mean over tasks with a band of one standard error, the logit lens (the paper's early
+    exit, dashed) and the readout's chance level (dotted). TDNV on the right axis (log); compression (layers
+    1..l*) and expansion (l*..L) shaded as in the paper.
+    """
+    L = len(tdnv)
+    layers = np.arange(1, L + 1)
+    fig, ax = plt.subplots(figsize=(8.5, 4.4))
+    ax.axvspan(0.5, argmin_layer, color="tab:red", alpha=0.08)
+    ax.axvspan(argmin_layer, L + 0.5, color="tab:blue", alpha=0.08)
+    _mean_band(ax, task_vectors, "o-", "tab:blue", "task-vector accuracy")
+    _mean_band(ax, readout, "^-", "tab:green", "linear readout (early-exit substitute)")
+    ax.plot(layers, early_exit_acc, "--", color="tab:green", alpha=0.6, lw=1.2, label="early exit (logit lens)")
+    ax.axhline(chance, color="grey", ls=":", lw=1, label="readout chance (majority answer)")
+    ax.set(xlabel="layer", ylabel="accuracy", ylim=(-0.05, 1.12), xlim=(0.5, L + 0.5), title=title)
+    tdnv_ax = ax.twinx()
+    tdnv_ax.plot(layers, tdnv, "s-", color="tab:red", ms=5, lw=2, label="TDNV")
+    tdnv_ax.set_ylabel("TDNV (log)", color="tab:red")
+    tdnv_ax.set(yscale="log")
+    tdnv_ax.grid(False)
+    for x, text in ((0.5 + (argmin_layer - 0.5) / 2, "Compression"), ((argmin_layer + L + 0.5) / 2, "Expansion")):
+        tdnv_ax.text(x, 1.06, text, transform=ax.transData, ha="center", va="center", fontsize=12, family="serif",
+                     bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
+    handles = [h for a in (ax, tdnv_ax) for h in a.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8, ncol=3)
+    return fig
+
+
+def models_accuracy(table: pd.DataFrame):
+    """Task-vector, early-exit (logit lens) and linear-readout accuracy against relative depth, one line per model
+    (``table``: the per-layer tables of :func:`experiments.layer_table`)."""
+    columns = {"task_vector_acc": "task-vector accuracy", "early_exit_acc": "early exit (logit lens)",
+               "readout_acc": "linear readout (early-exit substitute)"}
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.8), sharey=True)
+    for ax, (column, label) in zip(axes, columns.items()):
+        sns.lineplot(data=table.dropna(subset=[column]), x="depth", y=column, hue="model", marker="o", ms=3, ax=ax,
+                     legend=ax is axes[-1])
+        ax.set(xlabel="relative depth l / L", ylabel="accuracy", title=label, ylim=(-0.02, 1.02))
+    if axes[-1].get_legend():
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1, 1), fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -5,7 +5,9 @@ Inputs of :func:`record_claims`:
 - ``k_summary``: its per-K table (K, icl_acc, ...);
 - ``null_curve``: (L,) TDNV at K = k_main with the task labels shuffled (:func:`experiments.shuffled_label_tdnv`);
 - ``bv_mean``: mean bias and variance per K (index K, columns bias, variance) of the bias-variance sweep;
-- ``model_depths``: at ``paper`` scale, model name -> l*/L at K = k_main for every model run.
+- ``model_depths``: at ``paper`` scale, model name -> l*/L at K = k_main for every model run;
+- ``readout``: held-out accuracy per layer (index 1..L) of the linear readout of the answer at K = k_main
+  (:mod:`readout`, the early-exit substitute), and ``readout_chance`` its majority-answer chance level.
 
 The TDNV-shape claims (location of the minimum, compression, expansion) are only meaningful if the curve
 reflects the tasks: they FAIL (value NaN, with the reason in the note) unless the minimum sits well below the
@@ -25,8 +27,10 @@ FAILURE_LINE = 1.0            # the paper: ICL fails once TDNV > 1
 SMOLLM_WINDOW = (0.5, 0.9)    # l*/L of SmolLM2-135M at smoke / cpu (the brief)
 PAPER_WINDOW = (0.2, 0.5)     # the paper's figures: l*/L about 0.30-0.38 (GPT-J, Pythia-2.8B, Mamba), with margin
 PAPER_COMPRESSING = ("gpt-j-6b", "pythia-2.8b", "mamba-2.8b-hf")
+READOUT_GAIN = 0.075         # readout accuracy: mean over expansion layers - mean over compression layers
+READOUT_OVER_CHANCE = 0.15    # readout accuracy at layer L-1 - its chance level
 # Checked claims N/A by design: the full-scale checks at smoke, the smoke-only and SmolLM2-window checks elsewhere.
-EXPECTED_NA = {"smoke": 10, "cpu": 4, "paper": 4}
+EXPECTED_NA = {"smoke": 12, "cpu": 4, "paper": 4}
 
 
 def ratio_of_neighbours(values) -> float:
@@ -72,8 +76,25 @@ def worst(values, how: str = "max") -> float:
     return float(arr.max() if how == "max" else arr.min())
 
 
+def readout_values(readout: pd.Series, l_star: float, chance: float) -> dict[str, float]:
+    """The readout's accuracy at layer L-1 and above chance; its mean accuracy over the compression layers (1..l*)
+    and the expansion layers (l*+1..L), and their gain. NaN propagates (an unknown l* gives a NaN gain)."""
+    acc = pd.Series(readout, dtype=float).sort_index()
+    out = dict.fromkeys(("late", "over_chance", "compression", "expansion", "gain"), math.nan)
+    if len(acc) < 3 or acc.isna().any():
+        return out
+    out["late"] = float(acc.iloc[-2])
+    out["over_chance"] = out["late"] - float(chance)
+    early, late_layers = acc[acc.index <= l_star], acc[acc.index > l_star]
+    if math.isfinite(l_star) and len(early) and len(late_layers):
+        out.update(compression=float(early.mean()), expansion=float(late_layers.mean()),
+                   gain=float(late_layers.mean() - early.mean()))
+    return out
+
+
 def record_claims(book, curves: pd.DataFrame, k_summary: pd.DataFrame, null_curve, bv_mean: pd.DataFrame, *,
-                  k_main: int, scale: str, pipeline_only: bool = False, model_depths: dict | None = None):
+                  k_main: int, scale: str, pipeline_only: bool = False, model_depths: dict | None = None,
+                  readout: pd.Series | None = None, readout_chance: float = math.nan):
     """Check every claim of the paper on ``book`` (a ClaimBook, which applies the preset's seed rule); returns it."""
     real = not pipeline_only
     full, quick, paper = real and scale != "smoke", real and scale == "smoke", scale == "paper"
@@ -88,6 +109,7 @@ def record_claims(book, curves: pd.DataFrame, k_summary: pd.DataFrame, null_curv
     k_low = k_list[0]
     bias_curve = bv_mean["bias"].iloc[:-1] if len(bv_mean) else pd.Series(dtype=float)  # largest K is mu(inf)
     var_ratio = (bv_mean["variance"].iloc[-1] / bv_mean["variance"].get(4, np.nan)) if len(bv_mean) else math.nan
+    r = readout_values(pd.Series(dtype=float) if readout is None else readout, v["l_star"], readout_chance)
 
     def check(name, statement, measured, op, threshold, applies=True, note=note):
         return book.check(name, statement, measured, op, threshold, applies=applies, note=note)
@@ -119,6 +141,11 @@ def record_claims(book, curves: pd.DataFrame, k_summary: pd.DataFrame, null_curv
           ratio_of_neighbours(bias_curve), "<", 1.0, applies=full)
     check("variance_falls", f"variance(K = {bv_mean.index[-1] if len(bv_mean) else '-'}) / variance(K = 4) < 1",
           var_ratio, "<", 1.0, applies=full)
+    check("readout_rises_in_expansion", "early-exit substitute: held-out linear-readout accuracy, mean over the "
+          f"expansion layers (l*+1..L) - mean over the compression layers (1..l*) > {READOUT_GAIN}",
+          gated(r["gain"], ok), ">", READOUT_GAIN, applies=full, note=shape_note)
+    check("readout_above_chance", f"early-exit substitute: readout accuracy at layer L-1 - chance (majority answer) "
+          f"> {READOUT_OVER_CHANCE}", r["over_chance"], ">", READOUT_OVER_CHANCE, applies=full)
     # paper scale: the location of the minimum for the paper's compressing models, from the paper's figures
     depths = {m: d for m, d in (model_depths or {}).items() if m in PAPER_COMPRESSING}
     why_na = "" if depths else f"needs at least one of {list(PAPER_COMPRESSING)} in model_paths (paper scale)"
@@ -133,4 +160,6 @@ def record_claims(book, curves: pd.DataFrame, k_summary: pd.DataFrame, null_curv
     book.info("min_tdnv", f"min TDNV at K = {k_main} (paper: 0.2-0.75)", v["min"], note=note)
     book.info("null_tdnv_at_argmin", "TDNV with shuffled task labels at l* (the null)", v["null_at_min"], note=note)
     book.info("argmin_depth", f"l*/L at K = {k_main}", v["depth"], note=note)
+    book.info("readout_layer_L-1", "linear-readout accuracy at layer L-1 (early-exit substitute; paper's early exit: "
+              "about 1)", r["late"], note=note)
     return book

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from shared.data import load_mnist_subset, stratified_split
+from shared.data import load_mnist_subset, stratified_holdout, stratified_split
 from shared.errors import ParameterError
 from shared.toolkit.cifar import as_tensors, load_cifar
 from shared.toolkit.losses import make_loss
@@ -36,3 +36,16 @@ def load_cifar100(cfg: SimpleNamespace) -> list[Split] | None:
     if not cfg.cifar100_dir:
         return None
     return as_tensors(load_cifar(cfg.cifar100_dir, "cifar100", param="cifar100_dir"))
+
+
+def hold_out_validation(train: Split, per_class: int, seed: int) -> tuple[Split, Split | None]:
+    """(train, validation): ``per_class`` images of every class held out, seeded (the official 45k/5k split
+    is ``per_class`` = 500 of CIFAR-10); (train, None) for 0."""
+    if per_class == 0:
+        return train, None
+    x, y = train
+    try:
+        keep, held = stratified_holdout(y.numpy(), per_class, seed)
+    except ValueError as err:
+        raise ParameterError("val_per_class", str(err), "0, or fewer than the training images of a class") from None
+    return (x[keep], y[keep]), (x[held], y[held])

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from shared.claims import ClaimBook
+from shared.papers.nc_losses.width_epochs import accuracy_gaps, seed_means
+from shared.toolkit.train import best_validation
 
 # Checked claims that are N/A by design at each scale (smoke: the checks that need the cpu budget).
-EXPECTED_NA = {"smoke": 7, "cpu": 0, "paper": 0}
+EXPECTED_NA = {"smoke": 9, "cpu": 0, "paper": 0}
 NC3_DEFINITION = "wm_relation"  # which of shared.toolkit.neural_collapse.NC3_DEFINITIONS the claims use
 FL_BOUND = 0.25                 # the brief's bound on FL's final NC2/NC3; asserted only with a 2x margin
 
@@ -82,7 +84,8 @@ def record_claims(book: ClaimBook, ufm: pd.DataFrame, history: pd.DataFrame, *, 
     book.info("nc23_fall", "smallest fall (early/final) of NC2 (classifier, means) and NC3 over losses: "
               "the brief's 10x did not reproduce, see Deviations",
               worst(early[["nc2_w", "nc2_h", "nc3"]] / last[["nc2_w", "nc2_h", "nc3"]], "min"))
-    seed_mean_acc = final.groupby("loss").test_acc.agg(lambda acc: float(np.mean(acc.to_numpy())))  # NaN stays NaN
+    reported = best_validation(history, keys=("loss", "seed"))  # the last epoch without a validation split
+    seed_mean_acc = reported.groupby("loss").test_acc.agg(lambda acc: float(np.mean(acc.to_numpy())))  # NaN stays
     two = len(set(losses)) >= 2
     book.check("acc_band", "final test accuracies (seed means) of the losses lie within 1.5 points",
                worst(seed_mean_acc, "max") - worst(seed_mean_acc, "min") if two else None, "<=", 0.015,
@@ -91,4 +94,38 @@ def record_claims(book: ClaimBook, ufm: pd.DataFrame, history: pd.DataFrame, *, 
     mse = final[final.loss == "mse"]
     book.info("mse_nc4", "MSE: final NC4 / (rescale / sqrt(K)) (tends to 1, not 0)",
               float(np.mean(mse.nc4.to_numpy())) / (mse_rescale / np.sqrt(num_classes)) if len(mse) else None)
+    return book
+
+
+def corner(table: pd.Series, width: str, epochs: str) -> pd.Series:
+    """The rows of a (width, epochs, ...) indexed series at the ``width`` ("min"/"max") and ``epochs`` corner."""
+    widths, epochs_ = table.index.get_level_values("width"), table.index.get_level_values("epochs")
+    pick = {"min": np.min, "max": np.max}
+    return table[(widths == pick[width](widths)) & (epochs_ == pick[epochs](epochs_))]
+
+
+def record_map_claims(book: ClaimBook, cells: pd.DataFrame, *, losses, reference: str = "ce") -> ClaimBook:
+    """Check the width x epochs grid (``cells``: width, epochs, loss, seed, test_acc, nc1; see
+    ``width_epochs.train_grid``): equal accuracy at the widest, longest cell, and more collapse with training."""
+    full = book.scale != "smoke"
+    gaps = accuracy_gaps(cells, reference).set_index(["width", "epochs", "loss"]).gap
+    compared = full and len(gaps) > 0
+    why = "needs the cpu budget" if not full else ("" if len(gaps) else f"needs {reference} and another loss")
+    book.check("map_acc_gap", f"widest network, most epochs: |Acc_{reference} - Acc_X| (seed means) <= 1.5 points "
+               "for every other loss X", worst(corner(gaps, "max", "max"), "max") if len(gaps) else None, "<=", 0.015,
+               applies=compared, note=why)
+    book.info("map_acc_gap_smallest", f"narrowest network, fewest epochs: largest |Acc_{reference} - Acc_X| "
+              "(the paper: the losses differ before the network is large and trained enough)",
+              worst(corner(gaps, "min", "min"), "max") if len(gaps) else None)
+    nc1 = seed_means(cells, "nc1").unstack("epochs")
+    longest, shortest = nc1.columns.max(), nc1.columns.min()
+    two_counts = longest != shortest
+    book.check("map_nc1_epochs", f"every width and loss: final NC1 after {longest} epochs / after {shortest} <= 0.5 "
+               "(largest ratio)", worst(nc1[longest] / nc1[shortest], "max") if two_counts else None, "<=", 0.5,
+               applies=full and two_counts, note="needs the cpu budget" if not full else
+               ("" if two_counts else "needs two epoch counts"))
+    by_width = nc1[longest].unstack("width")
+    book.info("map_nc1_width", f"after {longest} epochs: final NC1 of the widest / the narrowest network "
+              "(largest ratio over losses)", worst(by_width[by_width.columns.max()] / by_width[by_width.columns.min()],
+                                                   "max") if by_width.shape[1] > 1 else None)
     return book

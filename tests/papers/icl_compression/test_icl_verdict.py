@@ -8,7 +8,8 @@ import pytest
 from shared.claims import ClaimBook
 from shared.papers.icl_compression.experiments import main_model, nested_icl_prompts
 from shared.papers.icl_compression.metrics import tdnv_per_layer
-from shared.papers.icl_compression.verdict import curve_values, ratio_of_neighbours, record_claims
+from shared.papers.icl_compression.readout import readout_accuracy
+from shared.papers.icl_compression.verdict import curve_values, ratio_of_neighbours, readout_values, record_claims
 
 L, T, N, D = 10, 4, 30, 24
 K_LIST = [1, 2, 5, 10]
@@ -43,9 +44,26 @@ BV = pd.DataFrame({"bias": [0.5, 0.3, 0.2, 0.1, 0.05, 0.0], "variance": [0.9, 0.
                   index=pd.Index([1, 2, 4, 8, 16, 32], name="K"))
 
 
-def verdicts(curves, summary, null, bv=BV, scale="cpu", depths=None, shown=None):
+# held-out readout accuracy per layer (l* = 7 in PROFILE): low while compressing, rising in expansion
+READOUT = pd.Series([0.15, 0.2, 0.18, 0.2, 0.17, 0.2, 0.21, 0.35, 0.4, 0.38], index=np.arange(1, L + 1))
+CHANCE = 0.03
+
+
+def readout_from_states(targets_of=lambda y: y, seed: int = 0) -> pd.Series:
+    """Per-layer readout accuracy of synthetic states that encode a 6-class answer from layer 8 on (after l* = 7)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(T), N)
+    answers = rng.integers(0, 6, size=labels.size)
+    code = np.eye(6, D)[answers]
+    H = np.stack([rng.standard_normal((labels.size, D)) + (3.0 if layer >= 7 else 0.0) * code for layer in range(L)])
+    table = readout_accuracy(H, targets_of(answers), labels, [f"t{i}" for i in range(T)], n_folds=2, seed=seed)
+    return table.groupby("layer")["accuracy"].mean()
+
+
+def verdicts(curves, summary, null, bv=BV, scale="cpu", depths=None, shown=None, readout=READOUT, chance=CHANCE):
     book = record_claims(ClaimBook("icl_compression", scale=scale, shown={} if shown is None else shown), curves,
-                         summary, null, bv, k_main=5, scale=scale, model_depths=depths)
+                         summary, null, bv, k_main=5, scale=scale, model_depths=depths, readout=readout,
+                         readout_chance=chance)
     return {c.name: c.verdict for c in book.claims}
 
 
@@ -53,7 +71,7 @@ def test_healthy_inputs_pass():
     v = verdicts(*tables())
     for name in ("argmin_after_half", "argmin_before_0.9", "compression_vs_null", "compression_below_one",
                  "compression", "expansion", "expansion_pre_norm", "k_compresses", "icl_improves_with_k",
-                 "bias_falls", "variance_falls"):
+                 "bias_falls", "variance_falls", "readout_rises_in_expansion", "readout_above_chance"):
         assert v[name] == "PASS", (name, v)
     assert v["compression_smoke"] == "N/A" and v["paper_argmin_after_0.2"] == "N/A"
     smoke = verdicts(*tables(), scale="smoke")
@@ -170,6 +188,38 @@ def test_nan_never_passes():
     assert math.isnan(ratio_of_neighbours([1.0, np.nan])) and math.isnan(curve_values([1, np.nan], [2, 2])["min"])
 
 
+def test_readout_claims_pass_on_states_that_encode_the_answer_late():
+    v = verdicts(*tables(), readout=readout_from_states(), chance=0.2)
+    assert v["readout_rises_in_expansion"] == "PASS" and v["readout_above_chance"] == "PASS"
+    assert verdicts(*tables(), scale="smoke")["readout_rises_in_expansion"] == "N/A"
+
+
+@pytest.mark.sabotage("readout_rises_in_expansion", "readout_above_chance")
+def test_sabotage_readout_shuffled_answers():
+    shuffled = readout_from_states(targets_of=np.random.default_rng(5).permutation)
+    v = verdicts(*tables(), readout=shuffled, chance=0.2)
+    assert v["readout_rises_in_expansion"] == "FAIL" and v["readout_above_chance"] == "FAIL"
+
+
+def test_sabotage_readout_rises_in_expansion():
+    flat = pd.Series(0.4, index=READOUT.index)  # decodable everywhere: no rise after l*
+    v = verdicts(*tables(), readout=flat)
+    assert v["readout_rises_in_expansion"] == "FAIL" and v["readout_above_chance"] == "PASS"
+    shuffled_tdnv = tables(labels_of=np.random.default_rng(7).permutation)  # no l*: the gain is not measured
+    assert verdicts(*shuffled_tdnv)["readout_rises_in_expansion"] == "FAIL"
+
+
+def test_sabotage_readout_above_chance():
+    assert verdicts(*tables(), chance=0.3)["readout_above_chance"] == "FAIL"
+    nan = READOUT.copy()
+    nan[9] = np.nan
+    v = verdicts(*tables(), readout=nan)
+    assert v["readout_rises_in_expansion"] == "FAIL" and v["readout_above_chance"] == "FAIL"
+    assert verdicts(*tables(), readout=None)["readout_above_chance"] == "FAIL"
+    assert math.isnan(readout_values(READOUT, math.nan, CHANCE)["gain"])
+    assert readout_values(READOUT, 7, CHANCE)["gain"] == pytest.approx(0.3767 - 0.1871, abs=1e-3)
+
+
 def test_seed_rule_claims_are_shown_not_asserted():
     v = verdicts(*tables(), shown={"k_compresses": "holds for 4/5 seeds"})
     assert v["k_compresses"] == "INFO" and v["compression"] == "PASS"
@@ -180,6 +230,6 @@ def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
 
     for scale in ("smoke", "cpu"):
         book = record_claims(ClaimBook("icl_compression", scale=scale, expected_na=EXPECTED_NA, shown={}), *tables(),
-                             BV, k_main=5, scale=scale)
+                             BV, k_main=5, scale=scale, readout=READOUT, readout_chance=CHANCE)
         assert book.na == EXPECTED_NA[scale] and book.failed == 0, scale
     assert book.reproduces

@@ -13,10 +13,11 @@ import torch
 
 from shared import claims
 from shared.papers.nc_losses.experiments import load_data, paper_loss
-from shared.papers.nc_losses.verdict import EXPECTED_NA, record_claims, worst
+from shared.papers.nc_losses.verdict import EXPECTED_NA, record_claims, record_map_claims, worst
 from shared.toolkit.models import create_model
 from shared.toolkit.neural_collapse import collapse_metrics
-from shared.toolkit.train import log_spaced, predict
+from shared.papers.nc_losses.width_epochs import grid_network, train_grid
+from shared.toolkit.train import TrainSettings, log_spaced, predict
 from shared.toolkit.ufm import UFMSettings, train_ufm
 
 LOSSES = ["ce", "ls", "fl", "mse"]
@@ -77,7 +78,8 @@ def test_a_healthy_run_passes_every_claim_and_reproduces():
 
 
 def test_smoke_marks_the_budget_claims_na_with_a_reason():
-    book = verdicts(scale="smoke")
+    """The Verdict cell's two calls (network and map claims) together."""
+    book = record_map_claims(verdicts(scale="smoke"), healthy_cells(), losses=LOSSES)
     na = [c for c in book.claims if c.verdict == "N/A"]
     assert len(na) == EXPECTED_NA["smoke"] and all(c.note for c in na)
     assert not book.reproduces
@@ -189,3 +191,80 @@ def test_sabotage_nan_fails_every_claim(name):
     else:
         history = set_final(history, column, np.nan, loss="ce", seed=1)
     assert verdicts(ufm=ufm, history=history).verdict_of(name) == "FAIL"
+
+
+# --- the width x epochs map (section 3) -------------------------------------------------------
+
+MAP_CHECKED = ["map_acc_gap", "map_nc1_epochs"]
+WIDTHS, MAP_EPOCHS = (64, 512), (25, 200)
+
+
+def healthy_cells(seeds=(0,)) -> pd.DataFrame:
+    """A grid like the measured `cpu` one: losses within 0.6 points, NC1 about 10x lower after 200 epochs."""
+    rows = []
+    for width in WIDTHS:
+        for epochs in MAP_EPOCHS:
+            for loss in LOSSES:
+                for seed in seeds:
+                    rows.append({"width": width, "epochs": epochs, "loss": loss, "seed": seed, "train_acc": 1.0,
+                                 "test_acc": 0.935 + 0.002 * LOSSES.index(loss),
+                                 "nc1": (0.004 if epochs == 200 else 0.05) * (1.0 if width == 64 else 0.5)})
+    return pd.DataFrame(rows)
+
+
+def map_verdicts(cells=None, scale="cpu", losses=LOSSES) -> claims.ClaimBook:
+    book = claims.ClaimBook("nc_losses", scale=scale, expected_na=EXPECTED_NA)
+    return record_map_claims(book, healthy_cells() if cells is None else cells, losses=losses)
+
+
+def test_a_healthy_map_passes_and_its_values_are_shown():
+    book = map_verdicts()
+    assert {c.name: c.verdict for c in book.claims} == {"map_acc_gap": "PASS", "map_acc_gap_smallest": "INFO",
+                                                        "map_nc1_epochs": "PASS", "map_nc1_width": "INFO"}
+    measured = {c.name: c.measured for c in book.claims}
+    assert measured["map_acc_gap"] == pytest.approx(0.006) and measured["map_nc1_epochs"] == pytest.approx(0.08)
+    assert measured["map_nc1_width"] == pytest.approx(0.5)
+
+
+def test_map_claims_na_at_smoke_and_without_ce_and_nc_shown_at_paper():
+    assert {c.verdict for c in map_verdicts(scale="smoke").claims if c.name in MAP_CHECKED} == {"N/A"}
+    cells = healthy_cells()
+    no_ce = map_verdicts(cells[cells.loss != "ce"], losses=LOSSES[1:])
+    assert no_ce.verdict_of("map_acc_gap") == "N/A"
+    one_count = map_verdicts(cells[cells.epochs == 200])
+    assert one_count.verdict_of("map_nc1_epochs") == "N/A"
+    paper = map_verdicts(scale="paper")
+    assert paper.verdict_of("map_acc_gap") == "PASS" and paper.verdict_of("map_nc1_epochs") == "INFO"
+
+
+def test_paper_scale_shows_the_network_nc_thresholds():
+    book = verdicts(scale="paper")
+    assert {name: book.verdict_of(name) for name in ("nc1_halves", "nc1_fall", "nc1_final", "nc23_final")} == \
+        dict.fromkeys(("nc1_halves", "nc1_fall", "nc1_final", "nc23_final"), "INFO")
+    assert book.verdict_of("train_acc") == book.verdict_of("acc_band") == book.verdict_of("ufm_nc1") == "PASS"
+
+
+def test_sabotage_map_acc_gap():
+    """One loss 3 points behind CE at the widest, longest cell (where the paper says they are equal)."""
+    cells = healthy_cells()
+    cells.loc[(cells.width == 512) & (cells.epochs == 200) & (cells.loss == "fl"), "test_acc"] = 0.905
+    assert map_verdicts(cells).verdict_of("map_acc_gap") == "FAIL"
+
+
+def test_sabotage_map_nc1_epochs():
+    """A network that does not train (lr 1e-9): NC1 after more epochs is NC1 after fewer; trained for real."""
+    cfg = SimpleNamespace(dataset="mnist", train_per_class=8, test_per_class=2, seed=0, ls_alpha=0.05, fl_gamma=3.0,
+                          mse_rescale=RESCALE)
+    train, test = load_data(cfg)
+    cells = train_grid(lambda width, loss: (grid_network("mlp", width, num_classes=10, in_features=784, depth=1),
+                                            paper_loss(loss, cfg)), [16], [1, 3], ["ce", "mse"], [0], train, test,
+                       TrainSettings(epochs=1, batch_size=16, lr=1e-9, eval_points=2))
+    assert map_verdicts(cells, losses=["ce", "mse"]).verdict_of("map_nc1_epochs") == "FAIL"
+
+
+@pytest.mark.sabotage(*MAP_CHECKED)
+@pytest.mark.parametrize("name, column", [("map_acc_gap", "test_acc"), ("map_nc1_epochs", "nc1")])
+def test_sabotage_nan_fails_the_map_claims(name, column):
+    cells = healthy_cells()
+    cells.loc[(cells.width == 512) & (cells.epochs == 200) & (cells.loss == "mse"), column] = np.nan
+    assert map_verdicts(cells).verdict_of(name) == "FAIL"
