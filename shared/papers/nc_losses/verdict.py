@@ -1,8 +1,10 @@
 """The Verdict of nc_losses: the claims, their thresholds and when they apply.
 
-Inputs are the notebook's tables: ``ufm`` (UFM curves: step, loss, nc1, nc2_w, nc2_h, nc3, nc4) and
-``history`` (training curves: epoch, loss, seed, train_acc, test_acc, nc1, nc2_w, nc2_h, nc3, nc4).
-Every worst case propagates NaN (:func:`worst`): a NaN anywhere in a claim's inputs FAILs it.
+Inputs are the notebook's tables: ``ufm`` (UFM curves: step, loss, nc1, nc2_w, nc2_h, nc3, nc4),
+``history`` (training curves: epoch, loss, seed, train_acc, test_acc, nc1, nc2_w, nc2_h, nc3, nc4; with
+``val_acc`` when a validation split picks the checkpoint) and, for :func:`record_map_claims`, ``cells``
+(the width x epochs grid of ``width_epochs.train_grid``). Every worst case propagates NaN (:func:`worst`):
+a NaN anywhere in a claim's inputs FAILs it.
 
 NC3 is the official code's W-M relation (``shared.toolkit.neural_collapse.nc3_wm_relation``, the
 ``nc3`` column), not the brief's self-duality distance; NC2 of the ``nc23_final`` claim is the one
