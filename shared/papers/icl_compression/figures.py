@@ -10,6 +10,18 @@ from sklearn.decomposition import PCA
 from shared.papers.icl_compression.experiments import IclEval
 
 
+def shade_phases(ax, argmin_layer: int, n_layers: int) -> None:
+    """Shade the compression (layers 1..l*) and expansion (l*..L) phases, labelled for the legend."""
+    ax.axvspan(0.5, argmin_layer, color="tab:blue", alpha=0.07, label="compression")
+    ax.axvspan(argmin_layer, n_layers + 0.5, color="tab:red", alpha=0.07, label="expansion")
+
+
+def legend_below(fig, *axes) -> None:
+    """One legend under the figure for the artists of ``axes`` (a plot and its twin)."""
+    handles = [h for a in axes for h in a.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8, ncol=3)
+
+
 def layerwise(tdnv: np.ndarray, argmin_layer: int, task_vector_acc: pd.Series, early_exit_acc: np.ndarray,
               title: str):
     """TDNV per layer (log y) with task-vector and early-exit accuracy on a twin axis.
@@ -20,8 +32,7 @@ def layerwise(tdnv: np.ndarray, argmin_layer: int, task_vector_acc: pd.Series, e
     L = len(tdnv)
     layers = np.arange(1, L + 1)
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    ax.axvspan(0.5, argmin_layer, color="tab:blue", alpha=0.07, label="compression")
-    ax.axvspan(argmin_layer, L + 0.5, color="tab:red", alpha=0.07, label="expansion")
+    shade_phases(ax, argmin_layer, L)
     ax.plot(layers[:-1], tdnv[:-1], "o-", color="k", ms=4, label="TDNV")
     ax.plot([L], [tdnv[-1]], "D", mfc="white", mec="k", ms=7, label=f"TDNV layer {L} (after final norm)")
     ax.axvline(argmin_layer, color="k", ls=":", lw=1)
@@ -32,8 +43,7 @@ def layerwise(tdnv: np.ndarray, argmin_layer: int, task_vector_acc: pd.Series, e
     acc_ax.plot(layers, early_exit_acc, "^-", color="tab:orange", ms=4, label="early-exit accuracy")
     acc_ax.set(ylabel="accuracy", ylim=(-0.02, 1.02))
     acc_ax.grid(False)
-    handles = [h for a in (ax, acc_ax) for h in a.get_legend_handles_labels()[0]]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8, ncol=3)
+    legend_below(fig, ax, acc_ax)
     return fig
 
 
@@ -138,8 +148,7 @@ def readout_layerwise(tdnv: np.ndarray, argmin_layer: int, task_vectors: pd.Data
     L = len(tdnv)
     layers = np.arange(1, L + 1)
     fig, ax = plt.subplots(figsize=(8.5, 4.4))
-    ax.axvspan(0.5, argmin_layer, color="tab:red", alpha=0.08)
-    ax.axvspan(argmin_layer, L + 0.5, color="tab:blue", alpha=0.08)
+    shade_phases(ax, argmin_layer, L)
     _mean_band(ax, task_vectors, "o-", "tab:blue", "task-vector accuracy")
     _mean_band(ax, readout, "^-", "tab:green", "linear readout (early-exit substitute)")
     ax.plot(layers, early_exit_acc, "--", color="tab:green", alpha=0.6, lw=1.2, label="early exit (logit lens)")
@@ -153,8 +162,7 @@ def readout_layerwise(tdnv: np.ndarray, argmin_layer: int, task_vectors: pd.Data
     for x, text in ((0.5 + (argmin_layer - 0.5) / 2, "Compression"), ((argmin_layer + L + 0.5) / 2, "Expansion")):
         tdnv_ax.text(x, 1.06, text, transform=ax.transData, ha="center", va="center", fontsize=12, family="serif",
                      bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
-    handles = [h for a in (ax, tdnv_ax) for h in a.get_legend_handles_labels()[0]]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8, ncol=3)
+    legend_below(fig, ax, tdnv_ax)
     return fig
 
 

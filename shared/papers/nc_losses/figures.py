@@ -6,6 +6,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import LogNorm
 
+from shared.papers.nc_losses.width_epochs import accuracy_gaps
+
 NC = {"nc1": "NC1", "nc2_w": "NC2 (classifier)", "nc2_h": "NC2 (class means)", "nc3": "NC3"}
 
 
@@ -29,9 +31,10 @@ def _heatmap(table: pd.DataFrame, ax: plt.Axes, title: str, fmt: str, cmap: str,
     ax.set(title=title, xlabel="epochs", ylabel="width")
 
 
-def width_epoch_maps(cells: pd.DataFrame, gaps: pd.DataFrame, losses: list[str], title: str) -> plt.Figure:
+def width_epoch_maps(cells: pd.DataFrame, losses: list[str], title: str) -> plt.Figure:
     """The paper's heat maps over width x epochs, seed means: test accuracy (%) and final NC1 per loss
     (rows 1-2), |Acc_CE - Acc_X| in points per loss X other than CE (row 3)."""
+    gaps = accuracy_gaps(cells)
     means = cells.groupby(["loss", "width", "epochs"])[["test_acc", "nc1"]].mean()
     fig, axes = plt.subplots(3, len(losses), figsize=(3.2 * len(losses), 7.2), squeeze=False)
     acc_range = {"vmin": 100 * means.test_acc.min(), "vmax": 100 * means.test_acc.max()}

@@ -70,7 +70,7 @@ def test_gaps_metrics_and_figure():
     assert accuracy_gaps(cells[cells.loss == "mse"]).empty
     metrics = map_metrics(cells)
     assert metrics["mse"]["width 16, 3 epochs"] == pytest.approx({"test_acc": 0.885, "nc1": 0.1 / 3})
-    fig = width_epoch_maps(cells, gaps, ["ce", "mse"], "t")
+    fig = width_epoch_maps(cells, ["ce", "mse"], "t")
     assert len([ax for ax in fig.axes if ax.get_title()]) == 5  # 2 accuracy, 2 NC1, 1 gap panel
 
 
