@@ -1,4 +1,6 @@
-"""The papers of the suite (``shared/catalog.yaml``): citation data and the curves ``dvc plots`` draws."""
+"""The papers of the suite (``shared/catalog.yaml``): citation data, the curves ``dvc plots`` draws, and
+what the ablation test of each headline claim (``tests/papers/<id>/test_<id>_ablation.py``) removes and
+found, in words (the scorecard shows it beside the claim, power shown or not)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ class Paper:
     venue: str
     arxiv: str
     curves: tuple[Curve, ...] = ()
+    ablations: tuple[tuple[str, str], ...] = ()   # (headline claim id, what its ablation test found, in words)
 
     @property
     def url(self) -> str:
@@ -36,7 +39,8 @@ def load(path: Path = CATALOG_FILE) -> dict[str, Paper]:
     """Every catalogued paper by id."""
     entries = yaml.safe_load(path.read_text()) or {}
     return {pid: Paper(pid, e["title"], e["authors"], e["venue"], str(e["arxiv"]),
-                       tuple(Curve(c["table"], c["x"], tuple(c["y"])) for c in e.get("curves") or ()))
+                       tuple(Curve(c["table"], c["x"], tuple(c["y"])) for c in e.get("curves") or ()),
+                       tuple((str(k), str(v)) for k, v in (e.get("ablations") or {}).items()))
             for pid, e in entries.items()}
 
 

@@ -54,6 +54,7 @@ def make_executor(kind: str, folder: Path, partition: str | None = None, gpus: i
 
     if kind not in EXECUTORS:
         raise ParameterError("executor", f"unknown value {kind!r}", EXECUTORS)
+    check_job_options(gpus, time_min, cpus)
     executor = submitit.AutoExecutor(folder=folder, cluster=kind)
     options: dict[str, Any] = {"timeout_min": time_min, "cpus_per_task": cpus, "name": name}
     if gpus:
@@ -62,6 +63,17 @@ def make_executor(kind: str, folder: Path, partition: str | None = None, gpus: i
         options["slurm_partition"] = partition
     executor.update_parameters(**options)
     return executor
+
+
+JOB_LIMITS = {"gpus": (0, 64), "time": (1, 60 * 24 * 30), "cpus": (1, 1024)}  # per job; time in minutes
+
+
+def check_job_options(gpus: int, time_min: int, cpus: int) -> None:
+    """Refuse a job option SLURM would reject or misread (``--time -5`` ended as a job with an empty log)."""
+    for name, value in (("gpus", gpus), ("time", time_min), ("cpus", cpus)):
+        low, high = JOB_LIMITS[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ParameterError(f"--{name}", f"{value!r} is out of range", f"{low}-{high}")
 
 
 def stale_stages(ids: Sequence[str] = ()) -> list[str]:
@@ -180,6 +192,7 @@ def repro(ids: Sequence[str], scale: str | None, executor_kind: str, partition: 
     """Submit every stale paper stage, wait, record the good ones in dvc.lock, run the report."""
     from shared.run import build_parameters, load_params
 
+    check_job_options(gpus, time_min, cpus)
     stages = stale_stages(ids)
     if not stages:
         log("every paper stage is up to date (dvc status)")

@@ -11,8 +11,12 @@ import ast
 import json
 import math
 import os
+import hashlib
 import shutil
 import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -26,10 +30,16 @@ from shared.runtime import DEVICES
 
 SCALES = ("smoke", "cpu", "paper")
 COMMON = ("scale", "seed", "device")
-LIMIT_KEYS = {"min", "max", "above", "below", "choices", "items", "min_items"}
+LIMIT_KEYS = {"min", "max", "above", "below", "choices", "items", "min_items", "exclude", "path", "required_when",
+              "type"}
+PATH_KINDS = ("dir", "file", "any")    # limits.<knob>.path: what a set path knob must name
+MAX_SEED = 2**32 - 1                   # numpy's seeds end here
 SEED_RULE_KEY = "shown_not_asserted"   # preset key: scale -> {claim: why it is shown, not asserted}
 THREADS_KEY = "threads"                # preset key: the kernel's threads when PAPERSUITE_THREADS is unset
-NON_SCALE_KEYS = ("limits", SEED_RULE_KEY, THREADS_KEY)
+HEADLINE_KEY = "headline"              # preset key: the paper's headline claims (at most MAX_HEADLINE ids)
+EXPECTED_NA_KEY = "expected_na"        # preset key: scale -> how many checked claims are N/A there by design
+NON_SCALE_KEYS = ("limits", SEED_RULE_KEY, THREADS_KEY, HEADLINE_KEY, EXPECTED_NA_KEY)
+MAX_HEADLINE = 5
 
 
 class PresetError(ValueError):
@@ -63,12 +73,15 @@ def load_presets(paper_id: str) -> dict[str, dict[str, Any]]:
 
 
 def load_limits(paper_id: str) -> dict[str, dict[str, Any]]:
-    """The preset file's ``limits:``: knob -> {min, max, above, below, choices, items, min_items}."""
+    """The preset file's ``limits:``: knob -> {min, max, above, below, choices, items, min_items, exclude, type,
+    path (dir | file | any: what a set path knob names), required_when ({knob: value(s)}: then it must be set)}."""
     raw, path = _read_preset_file(paper_id)
     limits = (raw or {}).get("limits") or {}
     for knob, spec in limits.items():
         if not isinstance(spec, dict) or not set(spec) <= LIMIT_KEYS:
             raise PresetError(f"{path}: limits.{knob} must be a mapping with keys among {sorted(LIMIT_KEYS)}")
+        if spec.get("path", "dir") not in PATH_KINDS or not isinstance(spec.get("required_when", {}), dict):
+            raise PresetError(f"{path}: limits.{knob}: path is one of {PATH_KINDS}, required_when a mapping")
     return limits
 
 
@@ -85,6 +98,28 @@ def load_seed_rule(paper_id: str) -> dict[str, dict[str, str]]:
     return {scale: dict(claims) for scale, claims in rule.items()}
 
 
+def load_headline(paper_id: str) -> list[str]:
+    """The preset file's ``headline:``: the ids of the paper's headline claims (the abstract's central
+    statements). "Reproduces" needs each of them asserted and PASS wherever it applies."""
+    raw, path = _read_preset_file(paper_id)
+    headline = (raw or {}).get(HEADLINE_KEY) or []
+    if (not isinstance(headline, list) or not all(isinstance(h, str) and h for h in headline)
+            or len(set(headline)) != len(headline) or len(headline) > MAX_HEADLINE):
+        raise PresetError(f"{path}: {HEADLINE_KEY} must list at most {MAX_HEADLINE} distinct claim ids")
+    return list(headline)
+
+
+def load_expected_na(paper_id: str) -> dict[str, int]:
+    """The preset file's ``expected_na:``: scale -> how many checked claims are N/A there by design
+    (a claim that needs a real model at smoke, a dataset only ``paper`` has); 0 where not given."""
+    raw, path = _read_preset_file(paper_id)
+    budget = (raw or {}).get(EXPECTED_NA_KEY) or {}
+    if not isinstance(budget, dict) or not set(budget) <= set(SCALES) or \
+            not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in budget.values()):
+        raise PresetError(f"{path}: {EXPECTED_NA_KEY} must map scales among {SCALES} to counts >= 0")
+    return {scale: int(budget.get(scale, 0)) for scale in SCALES}
+
+
 def load_default_threads(paper_id: str) -> int | None:
     """The preset file's ``threads:``, this paper's torch/BLAS threads unless $PAPERSUITE_THREADS is set
     (None: every core). A paper whose in-process work is small models sets 1: as fast quiet, and it never
@@ -96,22 +131,59 @@ def load_default_threads(paper_id: str) -> int | None:
     return value
 
 
-def kernel_threads(paper_id: str) -> int | None:
-    """$PAPERSUITE_THREADS if set, else the preset's ``threads:``; None means every core."""
-    env = os.environ.get("PAPERSUITE_THREADS")
-    return int(env) if env else load_default_threads(paper_id)
+REFERENCE_THREADS = 2   # the threads of the machines the committed results come from (smoke and cpu)
+MAX_THREADS = 256
+
+
+def threads_from_env() -> int | None:
+    """$PAPERSUITE_THREADS as a number of threads (1-256), None when unset; anything else is refused."""
+    raw = os.environ.get("PAPERSUITE_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_THREADS:
+        raise ParameterError("PAPERSUITE_THREADS", f"{raw!r} is not a number of threads", f"1-{MAX_THREADS}, or unset")
+    return value
+
+
+def kernel_threads(paper_id: str, scale: str = "cpu") -> int | None:
+    """$PAPERSUITE_THREADS if set, else the preset's ``threads:``, else REFERENCE_THREADS at smoke and cpu.
+
+    A fixed count, not every core: MKL and ATen split a sum by thread, so the same count gives the same
+    bits on a laptop and on a 64-core server. At ``paper`` (None) the kernels take every core.
+    """
+    env = threads_from_env()
+    if env is not None:
+        return env
+    preset = load_default_threads(paper_id)
+    if preset is not None:
+        return preset
+    return None if scale == "paper" else REFERENCE_THREADS
 
 
 def _finite(value: Any) -> bool:
     return not (isinstance(value, float) and not math.isfinite(value))
 
 
+def _leaves(value: Any) -> list[Any]:
+    """The scalars of a value: a list's items, at any depth, and a dict's values."""
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    return [value]
+
+
 def check_value(name: str, value: Any, spec: Mapping[str, Any] | None = None) -> Any:
-    """Refuse a knob value outside its limits (and any NaN or inf), naming the knob and the range."""
+    """Refuse a knob value outside its limits (and any NaN or inf, at any depth), naming the knob and the range;
+    a list's bounds apply to each of its numbers."""
     spec = spec or {}
     if value is None:
         return value
-    values = value if isinstance(value, list) else [value]
+    values = _leaves(value)
     if not all(_finite(v) for v in values):
         raise ParameterError(name, f"{value!r} is not a finite number", _describe(spec) if spec else None)
     if isinstance(value, list):
@@ -129,6 +201,8 @@ def check_value(name: str, value: Any, spec: Mapping[str, Any] | None = None) ->
             for key, ok in bounds:
                 if key in spec and not ok(v, spec[key]):
                     raise ParameterError(name, f"{value!r} is out of range", _describe(spec))
+            if v in spec.get("exclude", ()):
+                raise ParameterError(name, f"{value!r} has no meaning", _describe(spec))
     return value
 
 
@@ -141,6 +215,8 @@ def _describe(spec: Mapping[str, Any]) -> str:
         parts.append("items among " + ", ".join(map(str, spec["items"])))
     if "choices" in spec:
         parts.append(", ".join(map(str, spec["choices"])))
+    if "exclude" in spec:
+        parts.append("not " + ", ".join(map(str, spec["exclude"])))
     return "; ".join(parts)
 
 
@@ -152,8 +228,8 @@ def check_scale(scale: str) -> str:
 
 def check_common(seed: Any, device: Any) -> None:
     """``seed`` is an integer >= 0; ``device`` one of DEVICES."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError("seed", f"{seed!r} is not an integer >= 0", ">= 0")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ParameterError("seed", f"{seed!r} is not an integer from 0 to {MAX_SEED}", f"0-{MAX_SEED}")
     if device not in DEVICES:
         raise ParameterError("device", f"unknown value {device!r}", DEVICES)
 
@@ -165,10 +241,152 @@ def resolve(paper_id: str, scale: str, given: Mapping[str, Any]) -> dict[str, An
     if unknown:
         raise ParameterError(unknown[0], f"is not a knob of {paper_id}", sorted(preset))
     knobs = {k: (given[k] if given.get(k) is not None else v) for k, v in preset.items()}
-    limits = load_limits(paper_id)
+    limits, shapes = load_limits(paper_id), knob_types(paper_id)
     for name, value in knobs.items():
+        check_knob_type(name, value, shapes[name])
         check_value(name, value, limits.get(name))
     return knobs
+
+
+def _type_of(value: Any) -> str | None:
+    """A preset value's type: int, float, str, bool, dict, or list[<items' type>] ("list[?]" if empty)."""
+    if value is None:
+        return None
+    for kind in (bool, int, float, str, dict):
+        if isinstance(value, kind):
+            return kind.__name__
+    if isinstance(value, list):
+        items = None
+        for item in value:
+            items = _merge_types(items, _type_of(item))
+        return f"list[{items or '?'}]"
+    return "any"
+
+
+def _merge_types(a: str | None, b: str | None) -> str | None:
+    """The type of values of types ``a`` and ``b``: an int where a float is allowed is a float."""
+    if a is None or b is None or a == b:
+        return a or b
+    if {a, b} == {"int", "float"}:
+        return "float"
+    if a.startswith("list[") and b.startswith("list["):
+        inner = [t[5:-1] if t[5:-1] != "?" else None for t in (a, b)]
+        return f"list[{_merge_types(*inner) or '?'}]"
+    return "any"
+
+
+def knob_types(paper_id: str) -> dict[str, str]:
+    """Each knob's type, from its values at every scale of the preset (list items and nested lists too) and
+    the notebook's annotation where the presets say nothing (a knob null at every scale); ``limits.<knob>.type``
+    says it where the presets' values are narrower (``list[float]`` for weights that happen to be 0 and 1)."""
+    presets, limits = load_presets(paper_id), load_limits(paper_id)
+    annotations = parameter_annotations(paper_id)
+    types = {}
+    for knob in presets["cpu"]:
+        if "type" in limits.get(knob, {}):
+            types[knob] = limits[knob]["type"]
+            continue
+        found = None
+        for values in presets.values():
+            found = _merge_types(found, _type_of(values[knob]))
+        if found is None or (found == "int" and annotations.get(knob) == "float"):
+            found = annotations.get(knob, "any")
+        types[knob] = found
+    return types
+
+
+def check_knob_type(name: str, value: Any, kind: str) -> None:
+    """ParameterError unless ``value`` (None allowed: the preset's) has the type ``kind`` of ``knob_types``."""
+    if value is None or kind in ("any", "?"):
+        return
+    if kind.startswith("list["):
+        if not isinstance(value, list):
+            raise ParameterError(name, f"expected a list, got {type(value).__name__} {value!r}")
+        for i, item in enumerate(value):
+            if item is None:
+                raise ParameterError(name, f"item {i} is empty (null)")
+            check_knob_type(f"{name}[{i}]", item, kind[5:-1])
+        return
+    ok = {"bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str),
+          "dict": lambda v: isinstance(v, dict),
+          "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}.get(kind)
+    if ok is not None and not ok(value):
+        article = "an" if kind == "int" else "a"
+        raise ParameterError(name, f"expected {article} {kind}, got {type(value).__name__} {value!r}")
+
+
+def parameter_annotations(paper_id: str) -> dict[str, str]:
+    """The type annotation (int, float, str, ...) of each parameter of the notebook's ``parameters`` cell."""
+    cells = json.loads(paths.notebook_path(paper_id).read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    return {node.target.id: node.annotation.id for node in (ast.parse("".join(cell["source"])).body if cell else [])
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            and isinstance(node.annotation, ast.Name)}
+
+
+def check_inputs(paper_id: str, knobs: Mapping[str, Any], scale: str, base: Path | None = None) -> None:
+    """Before any kernel: every path knob (``limits.<knob>.path``) that is set names an existing folder or file,
+    and one that ``required_when`` its conditions hold (on knobs, or ``scale``) is set (MissingInputError naming
+    the knob). Relative paths are read from ``base`` (default: the current folder)."""
+    from shared.errors import MissingInputError
+
+    knobs = {**knobs, "scale": scale}
+    for name, spec in load_limits(paper_id).items():
+        if "path" not in spec:
+            continue
+        value = knobs.get(name)
+        wanted = {"dir": "an existing folder", "file": "an existing file",
+                  "any": "an existing file or folder"}[spec["path"]]
+        when = spec.get("required_when") or {}
+        if not value and when and all(knobs.get(k) in (v if isinstance(v, list) else [v]) for k, v in when.items()):
+            needed_by = ", ".join(f"{k}={knobs.get(k)}" for k in when)
+            raise MissingInputError(name, None, f"{wanted} (needed when {needed_by})")
+        for path in (value.values() if isinstance(value, dict) else [value]):
+            if not path:
+                continue
+            if not isinstance(path, str):
+                raise ParameterError(name, f"{path!r} is not a path", wanted)
+            target = Path(path).expanduser()
+            target = target if target.is_absolute() or base is None else base / target
+            exists = {"dir": target.is_dir, "file": target.is_file, "any": target.exists}[spec["path"]]()
+            if not exists:
+                raise MissingInputError(name, path, wanted)
+            check_weights(name, target)
+
+
+def check_weights(param: str, target: Path) -> None:
+    """CorruptInputError naming ``param`` and the file for a truncated or broken safetensors file at ``target``
+    (or at the top of the folder ``target``): the loaders' own error named neither."""
+    from shared.errors import CorruptInputError, safetensors_problem
+
+    if target.is_dir():
+        files = sorted(target.glob("*.safetensors"))
+    else:
+        files = [target] if target.suffix == ".safetensors" else []
+    for weights in files:
+        problem = safetensors_problem(weights)
+        if problem:
+            raise CorruptInputError(param, weights, problem, "safetensors weights")
+
+
+def absolute_paths(paper_id: str, knobs: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The path knobs among ``knobs`` (``limits.<knob>.path``) with ``~`` expanded and relative paths made
+    absolute from ``base``: the runner's kernel runs in notebooks/, not where the user typed the path."""
+    def absolute(path: Any) -> Any:
+        return str(base / Path(path).expanduser()) if isinstance(path, str) and path else path
+
+    limits = load_limits(paper_id)
+    return {name: ({k: absolute(v) for k, v in value.items()} if isinstance(value, dict) else absolute(value))
+            for name, value in knobs.items() if "path" in limits.get(name, {})}
+
+
+def check_preset_knobs(paper_id: str, declared: Mapping[str, Any]) -> None:
+    """Every knob of the preset is a parameter of the notebook: one it does not declare would be silently unused."""
+    extra = sorted(set(load_presets(paper_id)["cpu"]) - set(declared))
+    if extra:
+        raise PresetError(f"shared/presets/{paper_id}.yaml has the knob(s) {extra} that notebooks/{paper_id}.ipynb "
+                          "does not declare in its parameters cell: remove them, or declare them there")
 
 
 def declared_parameters(paper_id: str) -> dict[str, bool]:
@@ -226,23 +444,51 @@ def owns(folder: Path, paper_id: str) -> bool:
     return False
 
 
-def publish(staging: Path, paper_id: str) -> Path | None:
-    """Swap a copy of ``staging`` in as results/<id> (whole, never file by file); None if refused."""
+RUN_ID_ENV = "PAPERSUITE_RUN_ID"   # set by the runner for its kernel: config.json and run.json carry it
+FINGERPRINTED = ("config.json", "claims.json", "metrics.json")
+
+
+def fingerprint(folder: Path) -> dict[str, Any]:
+    """What identifies a finished run's files, for its run.json: the run id (from config.json), the folder's
+    entries and the md5 of its small JSON files. The scorecard flags a file that does not match them (one
+    copied in from another run), and the runner deletes only the entries a run wrote."""
+    try:
+        run_id = json.loads((folder / "config.json").read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        run_id = None
+    return {"run_id": run_id, "files": sorted({p.name for p in folder.iterdir()} | {"run.json"}),
+            "md5": {name: hashlib.md5((folder / name).read_bytes()).hexdigest()
+                    for name in FINGERPRINTED if (folder / name).is_file()}}
+
+
+def publish(staging: Path, paper_id: str, started: dict[str, Any] | None = None) -> Path | None:
+    """Swap a copy of ``staging`` in as results/<id> whole, as the runner does (files there that no run wrote
+    are kept), with a run.json the runner and the scorecard recognise; None if refused.
+
+    ``started``: the run's parameters, start time and commit, recorded by ``stage_interactive_run``.
+    """
+    from shared import run
+    from shared.results import write_json
+
     dest = paths.RESULTS_DIR / paper_id
-    if dest.exists() and any(dest.iterdir()) and not owns(dest, paper_id):
-        print(f"not published: {dest} is not a result of {paper_id}; this run stays in {staging}")
-        return None
-    fresh = Path(tempfile.mkdtemp(prefix=f"{staging.name}-publish-", dir=staging.parent))
+    fresh = run.new_folder(f"{staging.name}-publish-", staging.parent)
     shutil.copytree(staging, fresh, dirs_exist_ok=True)
-    old = fresh.with_name(fresh.name + "-old")
-    if dest.exists():
-        dest.rename(old)
-    fresh.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+    started = started or {"parameters": {}, "time": time.time(), "code": {}}
+    record = run.provenance(paper_id, started["parameters"], fresh,
+                            datetime.fromtimestamp(started["time"], timezone.utc), time.time() - started["time"],
+                            started["code"])
+    write_json(fresh / "run.json", {**record, "started_by": "an interactive or direct papermill run",
+                                    **fingerprint(fresh)})
+    try:
+        run.place(fresh, dest, paper_id)
+    except run.OutputError as error:
+        print(f"not published: {error}")
+        return None
+    run.refresh_kept(paper_id, dest)
     return dest
 
 
-def stage_interactive_run(paper_id: str) -> Path | None:
+def stage_interactive_run(paper_id: str, parameters: Mapping[str, Any] | None = None) -> Path | None:
     """Outside the runner (Jupyter, a direct papermill run): write this run into a staging folder and
     publish it as results/<id> whole after each successful cell once the Verdict has been written.
 
@@ -262,10 +508,13 @@ def stage_interactive_run(paper_id: str) -> Path | None:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{paper_id}-pid{os.getpid()}-", dir=root))
     os.environ[paths.OUTPUT_ENV] = str(staging)
+    from shared.run import git_state
+
+    started = {"parameters": dict(parameters or {}), "time": time.time(), "code": git_state()}
 
     def after_cell(result) -> None:
         if result.success and (staging / "claims.json").exists():
-            publish(staging, paper_id)
+            publish(staging, paper_id, started)
 
     while _PUBLISH_HOOKS:  # a re-run of the setup cell starts a new run
         old_hook = _PUBLISH_HOOKS.pop()
@@ -285,7 +534,7 @@ def setup(paper_id: str, namespace: Mapping[str, Any]) -> SimpleNamespace:
     paper's knobs are read from it. Unknown injected parameters, knobs outside their limits and a
     preset that lacks a declared knob are refused before anything runs.
     """
-    from shared import plots, runtime
+    from shared import kernels, plots, runtime
     from shared.results import write_json
 
     declared = declared_parameters(paper_id)
@@ -293,18 +542,27 @@ def setup(paper_id: str, namespace: Mapping[str, Any]) -> SimpleNamespace:
     if unknown:
         raise ParameterError(unknown[0], f"is not a parameter of notebooks/{paper_id}.ipynb", sorted(declared))
     check_declared_knobs(paper_id, [name for name, from_preset in declared.items() if from_preset])
+    check_preset_knobs(paper_id, declared)
     scale = check_scale(namespace.get("scale", "cpu"))
     seed, device_name = namespace.get("seed", 0), namespace.get("device", "auto")
     check_common(seed, device_name)
     preset_keys = load_presets(paper_id)[scale]
     knobs = resolve(paper_id, scale, {k: namespace.get(k) for k in preset_keys})
-    staged = stage_interactive_run(paper_id)
+    check_inputs(paper_id, knobs, scale)
+    staged = stage_interactive_run(paper_id, {k: namespace[k] for k in declared if namespace.get(k) is not None})
     runtime.seed_everything(seed)
-    threads = runtime.set_threads(kernel_threads(paper_id))
+    threads = runtime.set_threads(kernel_threads(paper_id, scale))
     plots.set_theme()
     device = runtime.choose_device(device_name)
+    numerics = kernels.in_effect()
+    if not kernels.consistent(numerics):
+        print(f"warning: numpy or OpenBLAS was loaded before shared pinned the kernels ({numerics}): "
+              "this run's values may differ from other machines'; start the notebook with the project's "
+              "kernel (make lab), or run it with python -m shared.run")
     config = {"paper": paper_id, "scale": scale, "seed": seed, "device": str(device), **knobs}
-    write_json(output_dir(paper_id) / "config.json", config)
+    write_json(output_dir(paper_id) / "config.json",
+               {**config, "run_id": os.environ.get(RUN_ID_ENV) or uuid.uuid4().hex,
+                "runtime": {"threads": threads, "kernels": numerics}})
     print(f"{paper_id} @ {scale} | seed {seed} | {device} ({threads} threads)"
           + (f"\nthis run is staged; results/{paper_id}/ is replaced whole once the Verdict is written" if staged else ""))
     print(yaml.safe_dump(knobs, sort_keys=False, default_flow_style=None).rstrip())

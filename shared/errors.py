@@ -70,3 +70,33 @@ def reading(param: str, path: str | Path, expected: str) -> Iterator[None]:
         raise
     except Exception as error:  # a library's own message ("header too large", ...) becomes the detail
         raise CorruptInputError(param, path, f"{type(error).__name__}: {error}", expected) from error
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What makes ``path`` unreadable as a safetensors file (truncated, a broken header), or None; reads the
+    header only (8 bytes of length, then JSON), so a multi-GB checkpoint is checked in milliseconds."""
+    import json
+    import struct
+
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, shorter than a safetensors header"
+        (length,) = struct.unpack("<Q", head)
+        if length > size - 8:
+            return f"its header claims {length} bytes, the file has {size}"
+        try:
+            header = json.loads(f.read(length))
+        except ValueError as error:
+            return f"its header is not JSON ({error})"
+    if not isinstance(header, dict):
+        return "its header is not a mapping of tensors"
+    try:
+        ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return "a tensor of its header has no valid data_offsets"
+    data = size - 8 - length
+    if ends and max(ends) != data:
+        return f"its tensors need {max(ends)} bytes of data, the file has {data} (truncated?)"
+    return None

@@ -22,6 +22,9 @@ from shared.paths import NOTEBOOKS_DIR, PARAMS_FILE, PRESETS_DIR, REPO_ROOT, not
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "paper"
 ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+# names the suite uses beside the papers' own: a paper with one of them would clash with it
+RESERVED = {"report": "the scorecard's DVC stage", "failed": "results/failed/, the failed runs' notebooks",
+            "sweeps": "results/sweeps/, the seed sweeps", "bench": "results/bench/, the benchmarks"}
 
 
 class NewPaperError(ValueError):
@@ -33,6 +36,8 @@ def check_id(paper_id: str) -> str:
     if not ID_PATTERN.fullmatch(paper_id) or keyword.iskeyword(paper_id):
         raise NewPaperError(f"paper id {paper_id!r}: use a lower-case Python identifier "
                             "(letters, digits, underscores; starting with a letter), e.g. nc_losses")
+    if paper_id in RESERVED:
+        raise NewPaperError(f"paper id {paper_id!r} is reserved ({RESERVED[paper_id]}): choose another id")
     taken = {
         "params.yaml": paper_id in (yaml.safe_load(PARAMS_FILE.read_text()).get("papers") or {}),
         "shared/catalog.yaml": paper_id in catalog.load(),
@@ -83,8 +88,9 @@ def skeleton_notebook(paper_id: str, title: str, authors: str, venue: str, arxiv
              'ax.set(xlabel="x", ylabel="y", title="least-squares fit")\n'
              "ax.legend()\n"
              'plots.save(fig, ID, "fit")'),
-        md("## 3. Verdict\nThresholds come from the brief, with margin; a claim that does not apply at "
-           "this scale is N/A, never a looser threshold."),
+        md("## 3. Verdict\nEach threshold sits between the method's worst seed and its ablation or null "
+           "(both written in docs/papers/); a claim that does not apply at this scale is N/A, never a "
+           "looser threshold."),
         code("# NBVAL_CHECK_OUTPUT\n"
              "book = record_claims(claims.ClaimBook(ID, scale=cfg.scale), SLOPE, fitted)\n"
              "book.report()"),

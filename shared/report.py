@@ -21,7 +21,7 @@ import nbformat
 import yaml
 from markupsafe import Markup
 
-from shared.claims import counts as verdict_counts, fmt, reproduces
+from shared.claims import counts as verdict_counts, fmt, judge
 from shared.paths import REPO_ROOT
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -68,6 +68,7 @@ class Claim:
     threshold: Any
     verdict: str
     note: str = ""
+    kind: str = "check"
 
 
 @dataclass
@@ -86,13 +87,15 @@ class PaperResult:
     failed: int = 0
     na: int = 0
     info: int = 0
-    expected_na: int = 0                 # N/A claims the notebook declares for its scale
+    expected_na: int = 0                 # N/A claims the preset declares for its scale
+    headline: list[str] = field(default_factory=list)    # the paper's headline claim ids (its preset)
     seeds: dict[str, Any] = field(default_factory=dict)   # results/sweeps/<id>/seeds.json, if a sweep ran
     mixed: list[str] = field(default_factory=list)        # files older than the run's config.json
     run: dict[str, Any] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     tables: list[Path] = field(default_factory=list)  # CSV curves, in the folder or tables/
     deviations: str | None = None
+    unreadable: str = ""                 # a result file the page cannot read, named: the paper is flagged
 
     @property
     def title(self) -> str:
@@ -104,23 +107,53 @@ class PaperResult:
 
     @property
     def reproduces(self) -> bool:
-        """The one rule (``shared.claims.reproduces``): a cpu or paper run, every applicable claim
-        PASS, no more N/A than the notebook declares for that scale; and no claim shown by the seed rule."""
-        return (self.ran and not self.mixed and self.shown == 0
-                and reproduces(self.scale, self.passed, self.failed, self.na, self.expected_na))
+        """The one rule, ``shared.claims.judge`` (every applicable headline claim asserted and PASS, no
+        FAIL, every sanity check PASS, N/A within the declared budget), on a folder holding one run."""
+        return self.ran and not self.mixed and not self.unreadable and self.judgement.reproduces
+
+    @property
+    def judgement(self):
+        return judge(self.claims, self.scale, self.expected_na, self.headline)
 
     @property
     def shown(self) -> int:
-        """Checks the seed rule shows as INFO (an INFO with a threshold): they failed some seed, so the
-        scorecard does not call the paper "reproduces" (claims.json's own flag counts asserted claims only)."""
-        return sum(1 for c in self.claims if c.verdict == "INFO" and c.op)
+        """Claims the seed rule shows as INFO (an INFO with a threshold, not a timing): they failed some seed."""
+        return sum(1 for c in self.claims if c.verdict == "INFO" and c.op and c.kind == "check")
+
+    @property
+    def ablations(self) -> dict[str, str]:
+        """Headline claim -> what its ablation test removes (the catalog's ``ablations:``)."""
+        return dict(self.citation.ablations) if self.citation else {}
+
+    @property
+    def headline_claims(self) -> list[Claim]:
+        """The headline claims first, in their declared order, then the other claims; sanity checks apart."""
+        by_name = {c.name: c for c in self.claims}
+        return [by_name[h] for h in self.headline if h in by_name]
+
+    @property
+    def other_claims(self) -> list[Claim]:
+        return [c for c in self.claims if c.kind != "sanity" and c.name not in self.headline]
+
+    @property
+    def sanity_checks(self) -> list[Claim]:
+        return [c for c in self.claims if c.kind == "sanity"]
+
+    @property
+    def sanity_passed(self) -> int:
+        return sum(c.verdict == "PASS" for c in self.sanity_checks)
 
     @property
     def status(self) -> str:
-        """not-run | unchecked (no PASS/FAIL claim) | pass (reproduces: the rule above) |
-        incomplete (no FAIL, but a smoke run, more N/A than declared or a claim shown by the seed rule) | partial | fail."""
+        """not-run | broken (a sanity check fails) | unchecked (no PASS/FAIL claim) | pass (reproduces: the
+        rule above) | incomplete (no FAIL, but a smoke run, more N/A than declared or a headline claim not
+        asserted) | partial | fail."""
         if not self.ran:
             return "not-run"
+        if self.unreadable:
+            return "unreadable"
+        if self.sanity_passed < len(self.sanity_checks):
+            return "broken"
         if not self.total:
             return "unchecked"
         if self.reproduces:
@@ -132,15 +165,13 @@ class PaperResult:
     @property
     def why_not(self) -> str:
         """Why a run whose checked claims all pass is not called "reproduces"."""
-        if self.status != "incomplete":
+        if self.unreadable:
+            return self.unreadable
+        if self.status not in ("incomplete", "broken"):
             return ""
         if self.mixed:
-            return f"its folder mixes two runs ({', '.join(self.mixed)} disagree with its config.json)"
-        if self.scale not in ("cpu", "paper"):
-            return f"a {self.scale or 'unknown'}-scale run is a smoke test, not a reproduction"
-        if self.na > self.expected_na:
-            return f"{self.na} claims N/A where the notebook declares {self.expected_na} at {self.scale}"
-        return f"{self.shown} claim(s) shown, not asserted: they failed some of seeds 0-4 (the seed rule)"
+            return f"its folder mixes two runs ({', '.join(self.mixed)}: not the files its run wrote)"
+        return self.judgement.why_not
 
 
 def paper_ids(params_file: Path) -> list[str]:
@@ -149,8 +180,29 @@ def paper_ids(params_file: Path) -> list[str]:
     return list(params.get("papers") or {})
 
 
+class UnreadableResult(ValueError):
+    """A result file the scorecard cannot read; the page flags its paper and shows the others."""
+
+
 def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """A JSON object file ({} if missing); UnreadableResult naming the file if it is anything else."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UnreadableResult(f"{path}: not readable as JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise UnreadableResult(f"{path}: a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def parse_claims(path: Path, claims: dict[str, Any]) -> list[Claim]:
+    """claims.json's claims; UnreadableResult naming the file for an entry that is not a claim."""
+    try:
+        return [Claim(**c) for c in claims.get("claims", [])]
+    except TypeError as error:
+        raise UnreadableResult(f"{path}: an entry of 'claims' is not a claim ({error})") from None
 
 
 def deviations_text(executed: Path) -> str | None:
@@ -178,8 +230,9 @@ def load_paper(paper_id: str, layout: Layout, catalog: Mapping[str, Any]) -> Pap
     if not claims:
         return paper
     paper.ran = True
-    paper.claims = [Claim(**c) for c in claims.get("claims", [])]
-    counted = verdict_counts(c.verdict for c in paper.claims)
+    paper.claims = parse_claims(folder / "claims.json", claims)
+    paper.headline = list(claims.get("headline") or [])
+    counted = verdict_counts(c.verdict for c in paper.claims if c.kind != "sanity")
     paper.passed, paper.total = claims.get("passed", counted["passed"]), claims.get("total", counted["total"])
     paper.failed = claims.get("failed", counted["failed"])
     paper.na, paper.info = claims.get("na", counted["na"]), claims.get("info", counted["info"])
@@ -195,22 +248,40 @@ def load_paper(paper_id: str, layout: Layout, catalog: Mapping[str, Any]) -> Pap
 
 
 def files_from_another_run(folder: Path) -> list[str]:
-    """Files of a results folder that disagree with its config.json (the run's first file) about the run.
+    """Files of a results folder that are not the ones its run wrote: run.json's config is not config.json,
+    a file's md5 is not the one run.json records (with the run id, seed and parameters they identify the
+    run), claims.json's scale differs, or the executed notebook got other parameters.
 
     The runner and interactive runs replace a folder whole, so a disagreement means two runs were
     mixed (e.g. files copied in by hand); the page flags them and does not call the paper reproduced.
     Content, not mtimes: DVC's checkout and commit rewrite file times.
     """
-    config = read_json(folder / "config.json")
-    if not config:
-        return []
-    run, claims = read_json(folder / "run.json"), read_json(folder / "claims.json")
+    config, run = read_json(folder / "config.json"), read_json(folder / "run.json")
+    claims = read_json(folder / "claims.json")
     mixed = []
-    if run and run.get("config") not in (None, config):
+    if config and run and run.get("config") not in (None, config):
         mixed.append("run.json")
-    if claims and config.get("scale") and claims.get("scale") not in (None, config["scale"]):
+    recorded = run.get("md5") if isinstance(run.get("md5"), dict) else {}  # the runner's record of its files
+    for name, md5 in sorted(recorded.items()):
+        path = folder / name
+        if path.is_file() and hashlib.md5(path.read_bytes()).hexdigest() != md5 and name not in mixed:
+            mixed.append(name)
+    scale = config.get("scale") or run.get("scale")
+    if claims and scale and claims.get("scale") not in (None, scale) and "claims.json" not in mixed:
         mixed.append("claims.json")
+    injected = notebook_parameters(folder / "notebook.ipynb")
+    if run.get("parameters") is not None and injected not in (None, run["parameters"]):
+        mixed.append("notebook.ipynb")
     return mixed
+
+
+def notebook_parameters(executed: Path) -> dict[str, Any] | None:
+    """The parameters papermill injected into an executed notebook (None if it is not one)."""
+    try:
+        parameters = json.loads(executed.read_text())["metadata"]["papermill"]["parameters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return parameters if isinstance(parameters, dict) else None
 
 
 def holds_for(paper: PaperResult, claim: str) -> str:
@@ -222,7 +293,19 @@ def holds_for(paper: PaperResult, claim: str) -> str:
 
 
 def load_papers(layout: Layout, catalog: Mapping[str, Any]) -> list[PaperResult]:
-    return [load_paper(pid, layout, catalog) for pid in paper_ids(layout.params)]
+    """Every paper of params.yaml; one whose result files cannot be read is flagged (and named on stderr)."""
+    papers = []
+    for pid in paper_ids(layout.params):
+        try:
+            papers.append(load_paper(pid, layout, catalog))
+        except (UnreadableResult, OSError, ValueError, TypeError, AttributeError, KeyError) as error:
+            problem = str(error) if isinstance(error, UnreadableResult) else \
+                f"{layout.results / pid}: {type(error).__name__}: {error}"
+            print(f"warning: {problem}; {pid} is flagged on the page", file=sys.stderr)
+            papers.append(PaperResult(id=pid, citation=catalog.get(pid), folder=layout.results / pid,
+                                      source_notebook=layout.notebooks / f"{pid}.ipynb", ran=True,
+                                      unreadable=problem))
+    return papers
 
 
 # ---------------------------------------------------------------- formatting
@@ -281,6 +364,7 @@ def environment(page_dir: Path) -> jinja2.Environment:
         pretty=lambda data: json.dumps(data, indent=2, sort_keys=True),
     )
     env.globals["holds_for"] = holds_for
+    env.globals["status_label"] = STATUS_LABELS
     return env
 
 
@@ -291,6 +375,7 @@ def summary(papers: list[PaperResult]) -> dict[str, Any]:
         "papers": len(papers), "ran": len(ran),
         "reproduced": sum(p.status == "pass" for p in ran),
         "passed": sum(p.passed for p in ran), "total": sum(p.total for p in ran),
+        "sanity_passed": sum(p.sanity_passed for p in ran), "sanity_total": sum(len(p.sanity_checks) for p in ran),
         "failed": sum(p.failed for p in ran), "na": sum(p.na for p in ran), "info": sum(p.info for p in ran),
         "wall_time_s": sum(p.run.get("wall_time_s") or 0 for p in ran),
         "latest": max((p.run.get("started") or "" for p in ran), default=""),
@@ -325,23 +410,27 @@ def readme_digests(readme: str) -> dict[str, str]:
     return dict(item.split("=") for item in found.group(1).split()) if found else {}
 
 
-STATUS_LABELS = {"pass": "reproduces", "incomplete": "passes, not a reproduction",
+STATUS_LABELS = {"pass": "reproduces", "incomplete": "passes, not a reproduction", "broken": "a sanity check fails",
                  "partial": "some claims fail", "fail": "claims fail", "not-run": "not run",
-                 "unchecked": "no checked claims"}
+                 "unchecked": "no checked claims", "unreadable": "result files unreadable"}
 
 
 def readme_table(papers: list[PaperResult]) -> str:
     """The README's markdown results table (verdict, PASS / FAIL / N/A / INFO counts, scale), with the
     claims.json hashes it was made from. Only ``PaperResult.reproduces`` says "reproduces"."""
-    rows = ["| paper | verdict | PASS | FAIL | N/A | INFO | scale |", "|---|---|---|---|---|---|---|"]
+    rows = ["| paper | verdict | headline claims | claims PASS | FAIL | N/A | INFO | sanity checks | scale |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for p in papers:
         scale = p.scale or "–"
         name = f"[{p.title}]({p.citation.url}) (`{p.id}`)" if p.citation else f"`{p.id}`"
         if p.ran:
-            rows.append(f"| {name} | {STATUS_LABELS[p.status]} | {p.passed}/{p.total} | {p.failed} | "
-                        f"{p.na} (declared {p.expected_na}) | {p.info} | {scale} |")
+            headline = p.headline_claims
+            held = f"{sum(c.verdict == 'PASS' for c in headline)}/{len(headline)}" if headline else "–"
+            rows.append(f"| {name} | {STATUS_LABELS[p.status]} | {held} | {p.passed}/{p.total} | {p.failed} | "
+                        f"{p.na} (declared {p.expected_na}) | {p.info} | {p.sanity_passed}/{len(p.sanity_checks)} pass | "
+                        f"{scale} |")
         else:
-            rows.append(f"| {name} | not run | – | – | – | – | {scale} |")
+            rows.append(f"| {name} | not run | – | – | – | – | – | – | {scale} |")
     digests = " ".join(f"{p.id}={claims_digest(p)}" for p in papers if p.ran)
     rows.append(f"<!-- claims.json md5: {digests} -->")
     return "\n".join(rows)

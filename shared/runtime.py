@@ -9,7 +9,7 @@ import numpy as np
 from shared.errors import ParameterError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# OpenMP threads sleep when idle instead of spinning. Measured (`make bench`, threads section, #18): with
+# OpenMP threads sleep when idle instead of spinning. Measured (`make bench`, threads section): with
 # one core busy, two spinning threads made smoke runs 7-10x slower; quiet, passive ones cost 4-8% on LLM
 # papers and up to 57% on small models (those can set `threads: 1` in their preset). The runner, `make`
 # and the tests set it for the kernels unless the environment already does.
@@ -34,7 +34,9 @@ def set_threads(n: int | None = None) -> int:
     import torch
     from threadpoolctl import threadpool_limits
 
-    n = n or int(os.environ.get("PAPERSUITE_THREADS", 0)) or os.cpu_count() or 1
+    from shared.config import threads_from_env  # 1-256 or unset; anything else is refused, naming the variable
+
+    n = n or threads_from_env() or os.cpu_count() or 1
     torch.set_num_threads(n)
     threadpool_limits(limits=n, user_api="blas")  # numpy/scipy would otherwise spin one thread per core
     return n

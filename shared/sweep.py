@@ -20,23 +20,31 @@ from typing import Any, Sequence
 
 from shared import paths
 from shared.claims import fmt, held
-from shared.cluster import LOGS, add_job_options, log, make_executor, run_paper, submit_and_wait
+from shared.cluster import LOGS, add_job_options, check_job_options, log, make_executor, run_paper, submit_and_wait
+from shared.config import MAX_SEED
 from shared.errors import ParameterError
 from shared.results import write_json
 
 
+MAX_SEEDS = 1000   # runs in one sweep: a typo like 0-100000000 must not submit (or enumerate) a hundred million
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``0-4`` or ``0,2,7`` or ``0-2,9`` to a sorted list of distinct seeds >= 0."""
-    seeds: set[int] = set()
+    """``0-4`` or ``0,2,7`` or ``0-2,9`` to a sorted list of at most MAX_SEEDS distinct seeds from 0 to MAX_SEED."""
+    ranges = []
     try:
         for part in text.split(","):
             low, _, high = part.strip().partition("-")
-            seeds.update(range(int(low), int(high or low) + 1))
+            ranges.append((int(low), int(high or low)))
     except ValueError:
         raise ParameterError("seeds", f"{text!r} is not a list of seeds", "e.g. 0-4, 0,2,7 or 0-2,9") from None
-    if not seeds or min(seeds) < 0:
+    if not ranges or any(low > high for low, high in ranges) or min(low for low, _ in ranges) < 0:
         raise ParameterError("seeds", f"{text!r} gives no seed >= 0", "e.g. 0-4")
-    return sorted(seeds)
+    count = sum(high - low + 1 for low, high in ranges)  # counted before any list is built
+    if count > MAX_SEEDS or max(high for _, high in ranges) > MAX_SEED:
+        raise ParameterError("seeds", f"{text!r} asks for {count} seeds up to {max(h for _, h in ranges)}",
+                             f"at most {MAX_SEEDS} seeds, each from 0 to {MAX_SEED}")
+    return sorted({seed for low, high in ranges for seed in range(low, high + 1)})
 
 
 def sweep_dir(paper_id: str) -> Path:
@@ -117,9 +125,11 @@ def sweep(paper_id: str, seeds: Sequence[int], scale: str | None, executor_kind:
     """Run every seed, wait, write seeds.json; return its path."""
     from shared.run import build_parameters, check_output
 
+    check_job_options(gpus, time_min, cpus)
     outputs = {seed: sweep_dir(paper_id) / f"seed={seed}" for seed in seeds}
-    for seed, out in outputs.items():  # the runner's checks, before anything is submitted
-        build_parameters(paper_id, scale, [f"seed={seed}"])
+    log(f"{paper_id}: {len(seeds)} seed(s) ({_seed_list(seeds)}), checking them before anything is submitted")
+    build_parameters(paper_id, scale, [f"seed={max(seeds)}"])  # the runner's checks: only the seed differs
+    for out in outputs.values():
         check_output(paper_id, out)
     args = [[*(["--scale", scale] if scale else []), "--set", f"seed={seed}", "--output", str(out)]
             for seed, out in outputs.items()]

@@ -83,6 +83,7 @@ def write_run(folder: Path, paper_id: str) -> None:
         "wall_time_s": RUN_SECONDS[paper_id],
         "versions": {"python": "3.11.2", "torch": "2.13.0", "numpy": "2.3.0"},
         "hardware": {"platform": "Linux-x86_64", "processor": "x86_64", "cpu_count": 2, "gpu": None},
+        "kernels": {"mode": "native" if paper_id == "toy_fail" else "pinned", "MKL_CBWR": "AVX2"},
     })
 
 

@@ -36,7 +36,8 @@ def test_book_counts_writes_and_prints(capsys):
     assert (book.passed, book.total) == (1, 2)
     table = capsys.readouterr().out
     assert "FAIL" in table and "N/A" in table and "INFO" in table
-    assert table.strip().endswith("demo @ smoke: 1/2 claims PASS")
+    assert "demo @ smoke: 1/2 claims PASS; 0/0 sanity checks pass; does not reproduce" in table
+    assert "  small: x is small" in table  # each claim's sentence beside its id
     written = json.loads((paths.output_dir("demo") / "claims.json").read_text())
     assert written["passed"] == 1 and [c["verdict"] for c in written["claims"]] == ["PASS", "FAIL", "N/A", "INFO"]
 
@@ -93,23 +94,58 @@ def test_counts_and_claims_json_record_all_four_and_the_scale():
     assert written is not None or written is None  # write returns whatever results.write_json returns
 
 
-@pytest.mark.parametrize("scale, passed, failed, na, expected_na, result", [
-    ("cpu", 5, 0, 0, 0, True),
-    ("paper", 5, 0, 2, 2, True),
-    ("smoke", 5, 0, 0, 0, False),     # smoke never reproduces
-    ("smoke", 5, 0, 7, 7, False),
-    ("cpu", 5, 1, 0, 0, False),       # a FAIL
-    ("cpu", 5, 0, 1, 0, False),       # more N/A than declared
-    ("cpu", 0, 0, 3, 3, False),       # nothing checked
-    (None, 5, 0, 0, 0, False),
+def rows(*specs, kind="check"):
+    """Claim mappings from ``name:VERDICT`` strings."""
+    return [{"name": n, "verdict": v, "kind": kind} for n, v in (spec.split(":") for spec in specs)]
+
+
+@pytest.mark.parametrize("scale, claim_rows, expected_na, headline, result, why", [
+    ("cpu", rows("a:PASS", "b:PASS"), 0, ["a"], True, ""),
+    ("paper", rows("a:PASS", "b:N/A", "c:N/A"), 2, ["a", "b"], True, ""),       # an N/A headline claim, declared
+    ("smoke", rows("a:PASS"), 0, ["a"], False, "smoke test"),                   # smoke never reproduces
+    (None, rows("a:PASS"), 0, ["a"], False, "smoke test"),
+    ("cpu", rows("a:PASS", "b:FAIL"), 0, ["a"], False, "claim(s) FAIL: b"),     # any claim that FAILs
+    ("cpu", rows("a:PASS", "b:N/A"), 0, ["a"], False, "1 claims N/A"),          # more N/A than declared
+    ("cpu", rows("a:INFO", "b:PASS"), 0, ["a"], False, "not reproduced at this scale: a"),  # the seed rule
+    ("cpu", rows("b:PASS"), 0, ["a"], False, "not checked by this run: a"),
+    ("cpu", rows("a:N/A", "b:PASS"), 1, ["a"], False, "no headline claim applies"),
+    ("cpu", rows("a:PASS") + rows("s:FAIL", kind="sanity"), 0, ["a"], False, "sanity check(s) failed: s"),
+    ("cpu", rows("s:PASS", kind="sanity"), 0, [], False, "no claim was checked"),  # sanity checks are not evidence
+    ("cpu", rows("b:PASS") + rows("t:INFO", kind="timing"), 0, [], True, ""),     # a timing is never asserted
 ])
-def test_the_reproduces_rule(scale, passed, failed, na, expected_na, result):
-    assert claims.reproduces(scale, passed, failed, na, expected_na) is result
+def test_the_reproduces_rule(scale, claim_rows, expected_na, headline, result, why):
+    judgement = claims.judge(claim_rows, scale, expected_na, headline)
+    assert judgement.reproduces is result and why in judgement.why_not
+
+
+def test_sanity_checks_are_counted_apart_and_never_as_evidence():
+    book = claims.ClaimBook("demo", scale="cpu", expected_na=0, headline=["a"])
+    book.check("a", "the paper's statement", 0.5, "<", 1.0)
+    assert book.sanity("identity", "matches the library", 0.0, "==", 0.0).kind == "sanity"
+    assert book.counts["total"] == 1 and book.sanity_counts == {"passed": 1, "total": 1} and book.reproduces
+    book.sanity("finite", "finite values", math.nan, "<", 1.0)
+    assert not book.reproduces and "sanity check(s) failed: finite" in book.judgement.why_not
+    written = json.loads(json.dumps(book.judgement.__dict__))
+    assert written == {"reproduces": False, "why_not": "sanity check(s) failed: finite (the run is broken)"}
+
+
+def test_a_preset_declares_the_headline_claims_and_the_na_budget(tmp_path, monkeypatch):
+    from shared.config import PresetError
+
+    write_preset(tmp_path, monkeypatch, "headline: [a, b]\nexpected_na: {smoke: 3, cpu: 1}\n")
+    book = claims.ClaimBook("demo", "cpu")
+    assert book.headline == ["a", "b"] and book.expected_na == 1
+    assert claims.ClaimBook("demo", "paper").expected_na == 0
+    for bad in ("headline: [a, a]\n", "headline: a\n", "headline: [a, b, c, d, e, f]\n",
+                "expected_na: {huge: 1}\n", "expected_na: {cpu: -1}\n"):
+        write_preset(tmp_path, monkeypatch, bad)
+        with pytest.raises(PresetError):
+            claims.ClaimBook("demo", "cpu")
 
 
 def test_book_reproduces_uses_the_declared_na_for_its_scale():
     def book_at(scale, expected_na):
-        book = claims.ClaimBook("demo", scale=scale, expected_na=expected_na)
+        book = claims.ClaimBook("demo", scale=scale, expected_na=expected_na, headline=["p"])
         book.check("p", "p", 0.5, "<", 1.0)
         book.check("n", "n", 0.5, "<", 1.0, applies=False, note="smoke only")
         return book
@@ -151,7 +187,13 @@ def test_a_preset_may_set_the_kernel_threads_and_papersuite_threads_wins(tmp_pat
     assert config.kernel_threads("demo") == 2
     monkeypatch.delenv("PAPERSUITE_THREADS")
     write_preset(tmp_path, monkeypatch, "")
-    assert config.kernel_threads("demo") is None  # every core
+    assert config.kernel_threads("demo") == config.REFERENCE_THREADS  # fixed: the same sums on any machine
+    assert config.kernel_threads("demo", "paper") is None  # every core
+    for bad in ("0", "-1", "abc", "100000"):
+        monkeypatch.setenv("PAPERSUITE_THREADS", bad)
+        with pytest.raises(ParameterError, match="PAPERSUITE_THREADS"):
+            config.kernel_threads("demo")
+    monkeypatch.delenv("PAPERSUITE_THREADS")
     for bad in ("0", "true", "two"):
         write_preset(tmp_path, monkeypatch, f"threads: {bad}\n")
         with pytest.raises(config.PresetError, match="threads must be a positive number"):
@@ -174,3 +216,12 @@ def test_every_seed_rule_entry_names_a_checked_claim():
     for paper_id in paper_ids():
         names = {name for scale in load_seed_rule(paper_id).values() for name in scale}
         assert names <= declared_claims(paper_id), (paper_id, names - declared_claims(paper_id))
+
+
+def test_ids_complete_spots_a_row_without_its_id():
+    import pandas as pd
+
+    table = pd.DataFrame({"seed": [0, 1], "acc": [0.9, 0.8]})
+    assert claims.ids_complete(table, ["seed"])
+    assert not claims.ids_complete(table.assign(seed=[0, math.nan]), ["seed"])
+    assert not claims.ids_complete(table.iloc[:0], ["seed"])   # an empty table proves nothing

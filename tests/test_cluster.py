@@ -52,7 +52,7 @@ def make_project(root: Path, papers: dict[str, dict], new: tuple[str, ...] = ("d
     params["papers"] = {**{p: params["papers"][p] for p in new if p in papers}, **{p: v for p, v in papers.items() if p not in new}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     sh([*PY, "shared.pipeline"], root, env)
-    (root / ".gitignore").write_text("/results\n__pycache__/\n.cache/\n")
+    shutil.copy(REPO_ROOT / ".gitignore", root / ".gitignore")  # results/ ignored but its committed baseline
     sh(["git", "init", "-q"], root)
     sh([*PY, "dvc", "init", "-q"], root, env)
     sh(["git", "add", "-A"], root)
@@ -95,7 +95,10 @@ def test_a_sweep_runs_as_a_job_array_and_writes_pass_rates(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_a_failed_job_is_reported_and_the_others_are_kept(cluster, tmp_path):
-    bad = {"features": "embeddings", "embedding_checkpoint": "/nonexistent/checkpoint", "text_file": "/nonexistent/t.txt"}
+    (tmp_path / "empty").mkdir()  # passes the runner's checks (a folder), fails in the kernel (no checkpoint in it)
+    (tmp_path / "t.txt").write_text("some text\n")
+    bad = {"features": "embeddings", "embedding_checkpoint": str(tmp_path / "empty"),
+           "text_file": str(tmp_path / "t.txt")}
     root, env = make_project(tmp_path / "p", {"demo_a": {}, "residual_convergence": bad}, new=("demo_a",))
     done = sh([*PY, "shared.cluster", "repro", "--executor", "slurm", "--cpus", "1", "--time", "10"], root,
               {**env, "SLURM_CONF": str(cluster.conf)}, check=False)
@@ -160,3 +163,34 @@ def test_a_check_shown_by_the_seed_rule_still_counts_and_advice_names_failing_ch
     assert "shown_not_asserted:" in advice and "flaky" in advice and "solid" not in advice
     table = markdown(summary)
     assert "| `flaky` | shown | 2/3 | 0.5 | > 0.9 | 1 |" in table and "| `solid` | check | 3/3 | 2 | > 1 | – |" in table
+
+
+@pytest.mark.parametrize("text", ["0-100000000", "0-1000", "5-2", "0-4294967296", "3,0-999999"])
+def test_a_seed_range_is_bounded_before_anything_is_built(text):
+    """--seeds 0-100000000 printed nothing for 120 s (it enumerated the range)."""
+    started = time.time()
+    with pytest.raises(ValueError, match="'seeds'"):
+        parse_seeds(text)
+    assert time.time() - started < 1
+
+
+def test_a_sweep_too_large_is_refused_at_once(capsys):
+    from shared import sweep
+
+    started = time.time()
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main(["residual_convergence", "--seeds", "0-100000000", "--executor", "local"])
+    assert exit_.value.code == 2 and time.time() - started < 5
+    assert "at most 1000 seeds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--time", "-5"), ("--time", "0"), ("--cpus", "0"), ("--gpus", "-1")])
+def test_job_options_are_validated_before_any_job(option, value, capsys):
+    """cluster repro --time -5 was accepted and ended as 'FAILED: (empty log)'."""
+    from shared import cluster, sweep
+
+    for main, argv in ((cluster.main, ["repro", "--executor", "local"]),
+                       (sweep.main, ["residual_convergence", "--seeds", "0-1", "--executor", "local"])):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, option, value])
+        assert exit_.value.code == 2 and f"parameter '{option}': {value} is out of range" in capsys.readouterr().err

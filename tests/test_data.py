@@ -72,3 +72,23 @@ def test_check_does_not_trust_data_dvc(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "pinned_md5", lambda: data.dir_md5(tmp_path))
     assert data.main(["--check"]) == 1
     assert "digits/X.npy differs" in capsys.readouterr().err
+
+
+def test_the_pin_computed_from_the_file_pins_is_data_dvc_and_a_fresh_build(tmp_path):
+    data.materialize(tmp_path)
+    assert data.built_pin()["md5"] == data.dir_md5(tmp_path) == data.pinned_md5()
+    assert {p.relative_to(tmp_path).as_posix(): p.stat().st_size for p in tmp_path.rglob("*.npy")} == data.BUILT_SIZE
+
+
+@pytest.mark.parametrize("field, value", [("md5", "0" * 32 + ".dir"), ("size", 1), ("nfiles", 5)])
+def test_a_re_pinned_data_dvc_is_put_back(tmp_path, field, value):
+    """dvc repro re-pins data.dvc to a corrupted data/ before the stages run: the runner puts the pin back."""
+    import yaml
+
+    dvc_file = tmp_path / "data.dvc"
+    good = data.DVC_FILE.read_text()
+    spec = yaml.safe_load(good)
+    spec["outs"][0][field] = value
+    dvc_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert data.repair_pin(dvc_file) is True and dvc_file.read_text() == good
+    assert data.repair_pin(dvc_file) is False

@@ -59,3 +59,12 @@ def test_allowed_imports_pass(tmp_path):
                             "shared/toolkit/t.py": "from shared import claims\nfrom shared.toolkit import u\n",
                             "shared/papers/a/x.py": "from shared.toolkit import t\nfrom shared.papers.a import z\n"})
     assert layering.violations(root) == []
+
+
+def test_the_package_init_may_import_the_kernel_pin_and_nothing_else(tmp_path):
+    pinned = write(tmp_path / "a", {**INITS, "shared/__init__.py": "from shared import kernels as _k\n_k.pin()\n",
+                                    "shared/kernels.py": "X = 1\n"})
+    assert layering.violations(pinned) == []
+    more = write(tmp_path / "b", {**INITS, "shared/__init__.py": "from shared import kernels, paths\n",
+                                  "shared/kernels.py": "X = 1\n", "shared/paths.py": "Y = 1\n"})
+    assert layering.violations(more) == ["shared/__init__.py: a tier's __init__.py must import nothing but shared.kernels"]

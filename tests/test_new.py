@@ -49,3 +49,10 @@ def test_a_new_paper_runs_at_smoke_and_keeps_the_pipeline_current(tmp_path, scra
     assert tests.returncode == 0, tests.stdout[-2000:]
     again = subprocess.run([*env_python, "shared.new", "demo_paper", "Demo"], cwd=root, capture_output=True, text=True)
     assert again.returncode == 2 and "exists already" in again.stderr
+
+
+@pytest.mark.parametrize("reserved", sorted(new.RESERVED))
+def test_a_name_the_suite_uses_is_refused(reserved):
+    """`shared.new report T` clashed with the scorecard stage, `failed` with results/failed/."""
+    with pytest.raises(new.NewPaperError, match=f"paper id '{reserved}' is reserved"):
+        new.check_id(reserved)

@@ -64,6 +64,21 @@ def test_every_paper_has_a_catalog_entry_and_a_golden_notebook(paper_id):
     assert injected and "scale = \"smoke\"" in "".join(injected[0]["source"])
 
 
+def cells_without_injection(path) -> list[tuple[str, str]]:
+    """(type, source) of every cell but papermill's injected-parameters one."""
+    cells = json.loads(path.read_text())["cells"]
+    return [(c["cell_type"], "".join(c["source"])) for c in cells
+            if "injected-parameters" not in c["metadata"].get("tags", [])]
+
+
+@pytest.mark.parametrize("paper_id", PAPERS)
+def test_every_golden_copy_has_its_notebooks_cells(paper_id):
+    """A golden copy tests the notebook as it is: a code or text change not refreshed into it fails here."""
+    golden, notebook = GOLDEN_DIR / f"{paper_id}.ipynb", REPO_ROOT / "notebooks" / f"{paper_id}.ipynb"
+    assert cells_without_injection(golden) == cells_without_injection(notebook), \
+        f"tests/golden/{paper_id}.ipynb is stale: run `python -m shared.golden {paper_id}`"
+
+
 def test_readme_results_table_was_made_from_the_committed_dvc_lock():
     """The README's table records the claims.json hashes it was made from; dvc.lock pins them."""
     from shared.report import lock_digests, readme_digests

@@ -38,7 +38,8 @@ def text(markup: str) -> str:
 def test_summary_counts(page):
     assert "2 / 3 papers run" in text(page)
     assert "3 / 4 claims passed" in text(page)
-    assert "1 / 2 papers reproduce (cpu or paper scale, every applicable claim PASS)" in text(page)
+    assert "1 / 2 papers reproduce: at cpu or paper scale, every headline claim that applies asserted and PASS" in text(page)
+    assert "0 / 0 sanity checks pass" in text(page)
     assert "1 FAIL · 1 N/A · 1 INFO other verdicts" in text(page)
     row = text(element(page, "tr", "row-toy_fail"))
     assert "some claims fail 1/2 1 PASS · 1 FAIL · 0 N/A · 0 INFO cpu 7.2 s 2025-06-02" in row
@@ -102,6 +103,16 @@ def test_provenance_fields(page):
                      "cpu_count 2", "platform Linux-x86_64"]:
         assert expected in provenance
     assert "uncommitted" not in element(page, "section", "toy_pass")
+    assert "numeric kernels native this CPU's own kernels" in provenance
+    assert "numeric kernels pinned to AVX2" in text(element(page, "section", "toy_pass"))
+
+
+def test_a_timing_shown_beside_its_threshold_does_not_keep_a_paper_from_reproducing():
+    timing = report.Claim("speedup", "s", 1.1, ">=", 1.5, "INFO", "a timing on this machine", kind="timing")
+    checked = report.Claim("claim", "s", 0.5, "<", 1.0, "PASS")
+    paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=True, claims=[checked, timing],
+                               passed=2, total=2, run={"scale": "cpu"})
+    assert paper.status == "pass" and paper.shown == 0
 
 
 def test_page_is_deterministic_and_offline(repo, page):
@@ -128,13 +139,13 @@ def test_readme_block_update_and_staleness_check(repo, capsys):
     assert updated.startswith("# suite\n\n## Results\n<!-- results:start -->\n| paper |")
     assert updated.endswith("<!-- results:end -->\n\nMore text.\n")
     for row in [
-        "| paper | verdict | PASS | FAIL | N/A | INFO | scale |",
+        "| paper | verdict | headline claims | claims PASS | FAIL | N/A | INFO | sanity checks | scale |",
         "| [A Toy Paper Whose Claims Hold](https://arxiv.org/abs/2210.00001) (`toy_pass`) "
-        "| reproduces | 2/2 | 0 | 1 (declared 1) | 1 | cpu |",
+        "| reproduces | – | 2/2 | 0 | 1 (declared 1) | 1 | 0/0 pass | cpu |",
         "| [A Toy Paper With One Failing Claim](https://arxiv.org/abs/2406.00002) (`toy_fail`) "
-        "| some claims fail | 1/2 | 1 | 0 (declared 0) | 0 | cpu |",
+        "| some claims fail | – | 1/2 | 1 | 0 (declared 0) | 0 | 0/0 pass | cpu |",
         "| [A Toy Paper Nobody Ran](https://arxiv.org/abs/2505.00003) (`toy_missing`) "
-        "| not run | – | – | – | – | – |",
+        "| not run | – | – | – | – | – | – | – |",
     ]:
         assert row in updated.splitlines()
 
@@ -164,7 +175,9 @@ def test_duration(seconds, shown):
     (True, "cpu", 3, 0, 1, 0, "incomplete"),        # more N/A than declared
     (True, "cpu", 1, 2, 0, 0, "partial"), (True, "cpu", 0, 3, 0, 0, "fail")])
 def test_status(ran, scale, passed, failed, na, expected_na, status):
-    paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=ran,
+    rows = [report.Claim(f"{v}{i}", "s", 1.0, "<", 2.0, v) for v, n in (("PASS", passed), ("FAIL", failed), ("N/A", na))
+            for i in range(n)]
+    paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=ran, claims=rows,
                                passed=passed, total=passed + failed, failed=failed, na=na,
                                expected_na=expected_na, run={"scale": scale})
     assert paper.status == status
@@ -190,14 +203,14 @@ def test_a_smoke_run_whose_claims_pass_is_not_called_reproduces(repo):
     assert "0 / 2 papers reproduce" in text(page)
     assert report.main(["--root", str(repo), "--readme"], catalog=CATALOG) == 0
     line = next(l for l in (repo / "README.md").read_text().splitlines() if "`toy_pass`" in l)
-    assert "| passes, not a reproduction | 2/2 | 0 | 1 (declared 7) | 1 | smoke |" in line
+    assert "| passes, not a reproduction | – | 2/2 | 0 | 1 (declared 7) | 1 | 0/0 pass | smoke |" in line
 
 
 def test_undeclared_na_is_not_called_reproduces(repo):
     rewrite_claims(repo, "toy_pass", expected_na=0)
     papers = report.load_papers(report.Layout(repo), CATALOG)
     toy = next(p for p in papers if p.id == "toy_pass")
-    assert toy.status == "incomplete" and "1 claims N/A where the notebook declares 0 at cpu" in toy.why_not
+    assert toy.status == "incomplete" and "1 claims N/A where the preset declares 0 at cpu" in toy.why_not
 
 
 def test_counts_come_from_the_claims_when_claims_json_predates_them(repo):
@@ -245,13 +258,101 @@ def test_a_folder_mixing_two_runs_is_flagged_and_not_called_reproduced(repo):
     assert "mixed runs" in (repo / "results" / "index.html").read_text()
 
 
-def test_a_claim_shown_by_the_seed_rule_keeps_the_paper_from_reproducing():
-    """dream_sr's four claims held for some seeds only: two passing sanity checks are not a reproduction."""
+def test_a_headline_claim_shown_by_the_seed_rule_keeps_the_paper_from_reproducing():
+    """A headline claim that held for some seeds only is "not reproduced at this scale"; passing sanity
+    checks never make up for it, and another claim shown by the seed rule does not block."""
     shown = report.Claim("flaky", "s", 0.5, ">=", 0.9, "INFO", "not asserted at cpu: holds for 2/5 seeds")
-    plain_info = report.Claim("value", "s", 0.5, "", None, "INFO")
-    paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=True, claims=[plain_info],
-                               passed=2, total=2, run={"scale": "cpu"})
-    assert paper.status == "pass" and paper.shown == 0
-    paper.claims.append(shown)
+    plain_info = report.Claim("value", "s", 0.5, "", None, "INFO", kind="info")
+    sanity = report.Claim("finite", "s", 1.0, "==", 1.0, "PASS", kind="sanity")
+    solid = report.Claim("solid", "s", 1.0, ">", 0.5, "PASS")
+    paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=True,
+                               claims=[solid, plain_info, sanity, shown], passed=1, total=1, run={"scale": "cpu"})
+    assert paper.status == "pass" and paper.shown == 1        # "flaky" is not a headline claim
+    paper.headline = ["solid", "flaky"]
     assert paper.status == "incomplete" and not paper.reproduces
-    assert "1 claim(s) shown, not asserted" in paper.why_not
+    assert "headline claim(s) not reproduced at this scale: flaky" in paper.why_not
+    assert [c.name for c in paper.headline_claims] == ["solid", "flaky"] and paper.other_claims == [plain_info]
+    assert paper.sanity_checks == [sanity]
+
+
+def test_a_failing_sanity_check_marks_the_run_broken():
+    sanity = report.Claim("matches_library", "s", 0.3, "<", 1e-6, "FAIL", kind="sanity")
+    solid = report.Claim("solid", "s", 1.0, ">", 0.5, "PASS")
+    paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=True,
+                               claims=[solid, sanity], passed=1, total=1, run={"scale": "cpu"})
+    assert paper.status == "broken" and "sanity check(s) failed: matches_library" in paper.why_not
+
+
+def record_run_files(folder: Path) -> None:
+    """What the runner records in run.json about the files its run wrote (shared.config.fingerprint)."""
+    from shared.config import fingerprint
+
+    run_file = folder / "run.json"
+    run = json.loads(run_file.read_text())
+    (folder / "config.json").write_text(json.dumps(run["config"]))
+    run_file.write_text(json.dumps({**run, **fingerprint(folder)}))
+
+
+def another_run(folder: Path, name: str) -> None:
+    """Put the same file of another run of the same paper (seed 0, same scale) in ``folder``."""
+    path = folder / name
+    if name == "notebook.ipynb":
+        notebook = json.loads(path.read_text())
+        notebook["metadata"]["papermill"]["parameters"]["seed"] = 0
+        path.write_text(json.dumps(notebook))
+        return
+    data = json.loads(path.read_text())
+    if name == "claims.json":
+        data["claims"][1]["measured"] = 0.5
+    else:
+        data["seed" if name == "config.json" else "train"] = 0
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("copied", [None, "claims.json", "metrics.json", "config.json", "notebook.ipynb"])
+def test_a_file_from_another_run_of_the_same_scale_is_flagged(repo, copied):
+    """A seed-0 claims.json copied into a seed-1 result showed 3/3 PASS as that run's verdict: only the scale
+    was compared."""
+    folder = repo / "results" / "toy_pass"
+    notebook = json.loads((folder / "notebook.ipynb").read_text())
+    notebook["metadata"]["papermill"]["parameters"] = json.loads((folder / "run.json").read_text())["parameters"]
+    (folder / "notebook.ipynb").write_text(json.dumps(notebook))
+    record_run_files(folder)
+    if copied:
+        another_run(folder, copied)
+    toy = next(p for p in report.load_papers(report.Layout(repo), CATALOG) if p.id == "toy_pass")
+    if copied is None:
+        assert toy.mixed == [] and toy.status == "pass"
+    else:
+        assert copied in toy.mixed and toy.status != "pass" and "mixes two runs" in toy.why_not
+
+
+@pytest.mark.parametrize("content, named", [
+    ('{"paper": "toy_fail", "claims": [', "not readable as JSON"),
+    (json.dumps({"paper": "toy_fail", "claims": [{"name": "x", "colour": "red"}]}), "is not a claim"),
+    ("[1, 2]", "a JSON list, not an object"),
+    (json.dumps({"claims": [1]}), "is not a claim"),
+], ids=["truncated", "unknown key", "a list", "a claim that is a number"])
+def test_a_broken_claims_file_is_named_and_flagged_and_the_page_is_still_written(repo, capsys, content, named):
+    claims_file = repo / "results" / "toy_fail" / "claims.json"
+    claims_file.write_text(content)
+    assert report.main(["--root", str(repo)], catalog=CATALOG) == 0
+    page = (repo / "results" / "index.html").read_text()
+    assert str(claims_file) in capsys.readouterr().err
+    row = text(element(page, "tr", "row-toy_fail"))
+    assert "result files unreadable" in row and "reproduces" not in row
+    assert named in text(element(page, "section", "toy_fail"))
+    assert "reproduces" in text(element(page, "tr", "row-toy_pass"))
+    assert report.main(["--root", str(repo), "--readme"], catalog=CATALOG) == 0
+
+
+def test_a_headline_claim_shows_its_ablation(repo):
+    import dataclasses
+
+    rewrite_claims(repo, "toy_pass", headline=["nc1_small"])
+    catalog = {**CATALOG, "toy_pass": dataclasses.replace(CATALOG["toy_pass"],
+                                                          ablations=(("nc1_small", "untrained, it FAILs, as it should"),))}
+    assert report.main(["--root", str(repo)], catalog=catalog) == 0
+    section = text(element((repo / "results" / "index.html").read_text(), "section", "toy_pass"))
+    assert "Headline claims statement of nc1_small" in section
+    assert "ablation test: untrained, it FAILs, as it should" in section

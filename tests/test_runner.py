@@ -122,19 +122,14 @@ def test_one_entry_of_a_dict_parameter_can_be_set(demo):
         run.build_parameters("demo", None, ["steps.a=1"])
 
 
-@pytest.mark.slow
-def test_paper_scale_without_local_data_fails_naming_the_parameter(tmp_path, monkeypatch):
-    """The real nc_losses notebook at `paper` scale with no CIFAR folder: a clear error, no results."""
-    import papermill
-
+def test_paper_scale_without_local_data_is_refused_before_the_kernel(tmp_path, monkeypatch, capsys):
+    """The real nc_losses notebook at `paper` scale with no CIFAR folder: refused naming the parameter, no kernel."""
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
-    parameters = run.build_parameters("nc_losses", "paper", ["cifar_dir=/nonexistent/cifar"], use_params_file=False)
-    with pytest.raises(papermill.PapermillExecutionError) as error:
-        run.execute("nc_losses", parameters, tmp_path / "results" / "nc_losses")
-    assert error.value.ename == "MissingInputError"
-    assert "'cifar_dir'" in error.value.evalue and "data_batch_1" in error.value.evalue
-    assert not (tmp_path / "results" / "nc_losses").exists()
-    assert (tmp_path / "results" / "failed" / "nc_losses.ipynb").exists()
+    with pytest.raises(SystemExit) as exit_:
+        run.main(["nc_losses", "--scale", "paper", "--no-params-file", "--set", "cifar_dir=/nonexistent/cifar"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "parameter 'cifar_dir' points to '/nonexistent/cifar'" in err
+    assert not (tmp_path / "results").exists()
 
 
 def test_run_json_names_the_commit_the_run_started_from(monkeypatch):

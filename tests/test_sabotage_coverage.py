@@ -1,7 +1,7 @@
-"""Every checked claim of every paper has a sabotage test (issue 10).
+"""Every checked claim and sanity check of every paper has a sabotage test.
 
 For each paper in params.yaml, the claim ids are the string-literal first arguments of
-``<book>.check("<id>", ...)`` (or a local ``check("<id>", ...)`` wrapper) calls in ``shared/papers/<id>/verdict.py`` and in the notebook's
+``<book>.check("<id>", ...)`` or ``<book>.sanity("<id>", ...)`` (or a local ``check("<id>", ...)`` wrapper) calls in ``shared/papers/<id>/verdict.py`` and in the notebook's
 Verdict cell (the code cell whose first line is ``# NBVAL_CHECK_OUTPUT``), read with ast. A claim id
 is covered by a test in ``tests/papers/<id>/`` named ``test_sabotage_<claim_id>`` or decorated
 ``@pytest.mark.sabotage("<claim_id>", ...)`` (string literals, or ``*NAME`` where NAME is a
@@ -32,7 +32,7 @@ def parse(source: str) -> ast.Module:
 
 def _is_check(func: ast.AST) -> bool:
     """``<anything>.check`` or a bare ``check`` (a paper's local wrapper around ``book.check``)."""
-    return (isinstance(func, ast.Attribute) and func.attr == "check") or (isinstance(func, ast.Name) and func.id == "check")
+    return (isinstance(func, ast.Attribute) and func.attr in ("check", "sanity")) or (isinstance(func, ast.Name) and func.id == "check")
 
 
 def checked_claim_ids(tree: ast.AST) -> set[str]:
@@ -80,20 +80,20 @@ def _string_lists(tree: ast.Module) -> dict[str, list[str]]:
     return found
 
 
-def _is_sabotage_mark(func: ast.AST) -> bool:
-    return isinstance(func, ast.Attribute) and func.attr == "sabotage"
+def _is_mark(func: ast.AST, name: str = "sabotage") -> bool:
+    return isinstance(func, ast.Attribute) and func.attr == name
 
 
-def sabotaged_ids(tree: ast.Module) -> set[str]:
-    """Claim ids a test module sabotages: ``test_sabotage_<id>`` names and ``@pytest.mark.sabotage(...)`` args."""
+def sabotaged_ids(tree: ast.Module, mark: str = "sabotage") -> set[str]:
+    """Claim ids a test module covers: ``test_<mark>_<id>`` names and ``@pytest.mark.<mark>(...)`` args."""
     lists, ids = _string_lists(tree), set()
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        if node.name.startswith("test_sabotage_"):
-            ids.add(node.name[len("test_sabotage_"):])
+        if node.name.startswith(f"test_{mark}_"):
+            ids.add(node.name[len(f"test_{mark}_"):])
         for decorator in node.decorator_list:
-            if isinstance(decorator, ast.Call) and _is_sabotage_mark(decorator.func):
+            if isinstance(decorator, ast.Call) and _is_mark(decorator.func, mark):
                 for arg in decorator.args:
                     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                         ids.add(arg.value)
@@ -102,10 +102,10 @@ def sabotaged_ids(tree: ast.Module) -> set[str]:
     return ids
 
 
-def sabotage_tests(paper_id: str, root: Path = ROOT) -> set[str]:
+def sabotage_tests(paper_id: str, root: Path = ROOT, mark: str = "sabotage") -> set[str]:
     ids = set()
     for test_file in sorted((root / "tests" / "papers" / paper_id).glob("*.py")):
-        ids |= sabotaged_ids(ast.parse(test_file.read_text()))
+        ids |= sabotaged_ids(ast.parse(test_file.read_text()), mark)
     return ids
 
 
@@ -157,3 +157,35 @@ def test_enumeration_finds_a_claim_without_sabotage(tmp_path):
                 cell="# NBVAL_CHECK_OUTPUT\nbook.report()\n",
                 tests='import pytest\n@pytest.mark.sabotage("a")\ndef test_x():\n    pass\n')
     assert declared_claims("toy", tmp_path) - sabotage_tests("toy", tmp_path) == {"z"}
+
+
+def sanity_ids(paper_id: str) -> set[str]:
+    """First arguments of ``<anything>.sanity("<literal>", ...)`` in the paper's verdict module."""
+    tree = ast.parse((ROOT / "shared" / "papers" / paper_id / "verdict.py").read_text())
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "sanity"
+            and node.args and isinstance(node.args[0], ast.Constant)}
+
+
+@pytest.mark.parametrize("paper_id", paper_ids())
+def test_every_paper_declares_headline_claims_that_are_claims_not_sanity_checks(paper_id):
+    from shared.config import load_headline
+
+    headline = load_headline(paper_id)
+    assert headline, f"shared/presets/{paper_id}.yaml declares no headline claims"
+    assert set(headline) <= declared_claims(paper_id) - sanity_ids(paper_id), \
+        f"{paper_id}: headline ids that are not checked claims: {set(headline) - declared_claims(paper_id)}"
+
+
+@pytest.mark.parametrize("paper_id", paper_ids())
+def test_every_headline_claim_has_an_ablation_test(paper_id):
+    """A headline claim must show power: a test runs the real experiment without its key ingredient and
+    asserts FAIL (``@pytest.mark.ablation("<claim_id>")``, beside the unablated run asserting PASS)."""
+    from shared.catalog import load
+    from shared.config import load_headline
+
+    missing = sorted(set(load_headline(paper_id)) - sabotage_tests(paper_id, mark="ablation"))
+    assert not missing, f"{paper_id}: headline claims without an ablation test: {', '.join(missing)}"
+    undescribed = sorted(set(load_headline(paper_id)) - dict(load()[paper_id].ablations).keys())
+    assert not undescribed, (f"shared/catalog.yaml: say under {paper_id}'s `ablations:` what the ablation test of "
+                             f"each headline claim removed and found (the scorecard shows it): {', '.join(undescribed)}")

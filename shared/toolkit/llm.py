@@ -49,14 +49,14 @@ def dequantize_gguf(gguf: Path, target: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     folder, name = str(gguf.parent), gguf.name
-    quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32, local_files_only=True)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # save_pretrained refuses a model that carries it
     plain = LlamaForCausalLM(config).to(torch.float32)
     plain.load_state_dict(quantized.state_dict())
     plain.save_pretrained(target, safe_serialization=True)
-    AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(target)
+    AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True).save_pretrained(target)
 
 
 def ensure_smollm2(cache: Path | None = None) -> Path:

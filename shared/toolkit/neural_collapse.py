@@ -11,7 +11,7 @@ centred means M = [mu_k - mu_G] (K x d):
   (class means). The official code centres W's rows first (``center_w=True``).
 - NC3 has two definitions (``NC3_DEFINITIONS``): "wm_relation" = the same gap with G = W M^T
   (official ``WH_relation_metric``; ``nc3`` and the ``nc3`` column of ``collapse_metrics``), and
-  "self_duality" = || W/||W||_F - M/||M||_F ||_F (Papyan et al., the brief's formula).
+  "self_duality" = || W/||W||_F - M/||M||_F ||_F (Papyan et al.).
 - NC4 = || W mu_G + b ||_2 (official ``Wh_b_relation_metric``); for MSE it tends to
   rescale / sqrt(K), not 0.
 """
@@ -44,9 +44,10 @@ def nc1(H: Any, y: Any, num_classes: int) -> float:
     """tr(Sigma_W Sigma_B^+) / K with a pseudo-inverse of Sigma_B that drops round-off (float64).
 
     Sigma_B^+ keeps at most the top K-1 eigenpairs, and only eigenvalues above
-    ``max(K, d) * eps * scale`` where ``scale`` is the largest eigenvalue of Sigma_B or the total
-    scatter tr(Sigma_T), whichever is larger (the relative tolerance of scipy's ``pinv``, guarded so
-    that Sigma_B made of round-off alone is recognised as zero). Classes with identical means, or
+    ``max(K, d) * eps * scale`` where ``scale`` is the largest of Sigma_B's top eigenvalue, the total
+    scatter tr(Sigma_T) and the features' mean squared norm (the relative tolerance of scipy's
+    ``pinv``, guarded so that Sigma_B made of round-off alone, e.g. the means of constant features,
+    is recognised as zero). Classes with identical means, or
     features of rank r < K-1, then give the pinv value instead of inverting round-off. With no
     between-class scatter at all, NC1 is undefined: NaN (never a "perfect collapse").
     """
@@ -57,7 +58,8 @@ def nc1(H: Any, y: Any, num_classes: int) -> float:
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
     eigen = s**2 / num_classes
     total_scatter = float(np.mean(np.sum((H.astype(np.float64) - mu_g) ** 2, axis=1)))
-    scale = max(float(eigen[0]) if eigen.size else 0.0, total_scatter)
+    magnitude = float(np.mean(np.sum(H.astype(np.float64) ** 2, axis=1)))  # round-off of the means scales with it
+    scale = max(float(eigen[0]) if eigen.size else 0.0, total_scatter, magnitude)
     tolerance = max(num_classes, H.shape[1]) * np.finfo(np.float64).eps * scale
     rank = int(np.sum(eigen[: min(num_classes - 1, H.shape[1])] > tolerance))
     if rank == 0:
@@ -111,7 +113,7 @@ def nc3_wm_relation(W: Any, H: Any, y: Any, num_classes: int, center_w: bool = T
 
 
 def nc3_self_duality(W: Any, H: Any, y: Any, num_classes: int) -> float:
-    """NC3, definition "self_duality" (Papyan et al.; the brief): || W/||W||_F - M/||M||_F ||_F.
+    """NC3, definition "self_duality" (Papyan et al.): || W/||W||_F - M/||M||_F ||_F.
 
     M = [mu_k - mu_G] (K x d), W (K x d) uncentred. 0 when the classifier rows are a positive
     multiple of the centred class means; unlike the W-M relation it also sees a rotation of W that

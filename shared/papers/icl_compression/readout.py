@@ -1,8 +1,8 @@
 """A linear readout of the answer at each layer: the substitute for the early-exit curve.
 
 The paper's early exit decodes the layer-l state of the last prompt token with the model's own final norm and
-unembedding (logit lens). On SmolLM2-135M that gives 0 until the last two layers (the brief), so, as the brief
-proposes, a labelled substitute asks instead whether the answer is *linearly* decodable from the layer-l state:
+unembedding (logit lens). On SmolLM2-135M that gives 0 until the last two layers, so a labelled substitute
+asks instead whether the answer is *linearly* decodable from the layer-l state:
 at each layer a linear classifier is trained to predict the answer's first token on some prompts and scored
 on the others: sklearn's ``RidgeClassifier`` (least squares on one-hot answers with an L2 penalty ``alpha``,
 argmax), on features standardised with the training fold's mean and spread. The

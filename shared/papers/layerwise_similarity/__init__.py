@@ -1,0 +1,1 @@
+"""Paper ``layerwise_similarity``: Tracing Representation Progression: Analyzing and Enhancing Layer-Wise Similarity."""

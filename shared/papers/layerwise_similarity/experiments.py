@@ -80,7 +80,7 @@ def mnist_split(n_train_per_class: int, n_test_per_class: int, seed: int):
 
 
 def run_tiny_vit(mode: str, data, cfg, device: torch.device | str = "cpu") -> ExitRun:
-    """Train the small ViT of the brief in ``mode`` on ``data`` (mnist_split's tuple) and measure it.
+    """Train the small ViT in ``mode`` on ``data`` (mnist_split's tuple) and measure it.
 
     ``cfg`` holds depth, dim, heads, mlp_dim, patch_size, exit_norm, weights, epochs, lr, weight_decay,
     batch_size, seed and unbiased_cka.

@@ -1,0 +1,1 @@
+"""Paper ``nc_losses``: Are All Losses Created Equal: A Neural Collapse Perspective."""

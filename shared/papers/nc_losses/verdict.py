@@ -7,7 +7,7 @@ Inputs are the notebook's tables: ``ufm`` (UFM curves: step, loss, nc1, nc2_w, n
 a NaN anywhere in a claim's inputs FAILs it.
 
 NC3 is the official code's W-M relation (``shared.toolkit.neural_collapse.nc3_wm_relation``, the
-``nc3`` column), not the brief's self-duality distance; NC2 of the ``nc23_final`` claim is the one
+``nc3`` column), not the self-duality distance of Papyan et al.; NC2 of the ``nc23_final`` claim is the one
 of the centred class means (``nc2_h``): the classifier's NC2 is already about 0.13 for an untrained
 10 x 512 classifier, so it is shown (INFO), not asserted.
 """
@@ -20,10 +20,8 @@ from shared.claims import ClaimBook
 from shared.papers.nc_losses.width_epochs import accuracy_gaps, seed_means
 from shared.toolkit.train import best_validation
 
-# Checked claims that are N/A by design at each scale (smoke: the checks that need the cpu budget).
-EXPECTED_NA = {"smoke": 9, "cpu": 0, "paper": 0}
 NC3_DEFINITION = "wm_relation"  # which of shared.toolkit.neural_collapse.NC3_DEFINITIONS the claims use
-FL_BOUND = 0.25                 # the brief's bound on FL's final NC2/NC3; asserted only with a 2x margin
+FL_BOUND = 0.25                 # a prototype's bound on FL's final NC2/NC3 (docs/papers/nc_losses.md); shown only
 
 
 def worst(values, how: str) -> float:
@@ -81,10 +79,10 @@ def record_claims(book: ClaimBook, ufm: pd.DataFrame, history: pd.DataFrame, *, 
               "classifier already scores about 0.13, so it is no evidence of collapse)",
               worst(not_fl.nc2_w, "max") if len(not_fl) else None)
     book.info("nc23_final_fl", f"FL: final NC2 (class means, classifier) and NC3 <= {FL_BOUND} (shown, not "
-              "asserted: FL meets the brief's bound by about 5%, not with a 2x margin)",
+              "asserted: FL meets this bound by about 5%, not with a 2x margin)",
               worst(fl[["nc2_w", "nc2_h", "nc3"]], "max") if len(fl) else None)
     book.info("nc23_fall", "smallest fall (early/final) of NC2 (classifier, means) and NC3 over losses: "
-              "the brief's 10x did not reproduce, see Deviations",
+              "a 10x fall did not reproduce, see Deviations",
               worst(early[["nc2_w", "nc2_h", "nc3"]] / last[["nc2_w", "nc2_h", "nc3"]], "min"))
     reported = best_validation(history, keys=("loss", "seed"))  # the last epoch without a validation split
     seed_mean_acc = reported.groupby("loss").test_acc.agg(lambda acc: float(np.mean(acc.to_numpy())))  # NaN stays

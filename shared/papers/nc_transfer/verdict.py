@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.claims import ClaimBook
+from shared.claims import ClaimBook, ids_complete
 from shared.papers.nc_transfer.experiments import spearman
 
 NAN = float("nan")
+PROBE_IDS, FT_IDS = ("variant", "seed"), ("encoder", "seed", "n", "method")
 
 
 def pretrained(probes: pd.DataFrame) -> pd.DataFrame:
@@ -84,9 +85,13 @@ def param_saving(ft: pd.DataFrame, method: str = "scl") -> float:
     return float(1 - p[method] / p["full"]) if {"full", method} <= set(p.index) else NAN
 
 
-
 def record_claims(book: ClaimBook, probes: pd.DataFrame, ft: pd.DataFrame, scale: str) -> ClaimBook:
-    """Record every claim of the paper in ``book``."""
+    """Record every claim of the paper in ``book``; a table row without its ids blanks that table's values
+    (a groupby or filter would drop it silently), so its claims FAIL."""
+    if len(probes) and not ids_complete(probes, PROBE_IDS):
+        probes = probes.assign(source_nc1=NAN, downstream_nc1=NAN, probe_acc=NAN)
+    if len(ft) and not ids_complete(ft, FT_IDS):
+        ft = ft.assign(test_acc=NAN, train_nc1=NAN)
     smoke = scale == "smoke"
     n_models = len(pretrained(probes))
     variants = set(probes.variant)
@@ -116,7 +121,7 @@ def record_claims(book: ClaimBook, probes: pd.DataFrame, ft: pd.DataFrame, scale
     book.check("aug_transfers_better", "every seed: acc(CE+aug) - acc(CE) >= 0.009", paired_gap(probes, "ce_aug", "ce"),
                ">=", 0.009, applies=aug, note="needs 30 epochs (cpu scale)")
     book.info("n_models", "pre-trained encoders behind the downstream and source correlations", float(n_models))
-    book.info("source_nc1_rho", "Spearman(source NC1, probe acc) over the pre-trained encoders (brief: +0.50; "
+    book.info("source_nc1_rho", "Spearman(source NC1, probe acc) over the pre-trained encoders (a 24-encoder prototype: +0.50; "
               "'more nuanced' in v4)", downstream_rho(probes, "source_nc1"))
 
     ft_ok = not smoke and all_methods

@@ -8,7 +8,7 @@ import torch
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 COLOR_WORDS = ["red", "green", "blue"]
-VOCAB = ["<pad>", "<bos>", "<eos>", ",", "."] + DIGIT_WORDS + COLOR_WORDS   # 18 tokens (the brief says 21: it lists 18)
+VOCAB = ["<pad>", "<bos>", "<eos>", ",", "."] + DIGIT_WORDS + COLOR_WORDS   # 18 tokens
 TOKEN = {w: i for i, w in enumerate(VOCAB)}
 PAD, BOS, EOS, COMMA, STOP = 0, 1, 2, 3, 4
 DIGIT_IDS = torch.arange(5, 15)

@@ -51,8 +51,8 @@ def load_embeddings(checkpoint: str | Path | None, text_file: str | Path | None)
         raise MissingInputError("embedding_checkpoint", folder, f"{what}; found no {' or '.join(TOKENIZER_FILES)}")
     if not text_file or not Path(text_file).expanduser().is_file():
         raise MissingInputError("text_file", text_file, "a UTF-8 text file to take tokens from")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    table = AutoModel.from_pretrained(folder).get_input_embeddings().weight.detach()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    table = AutoModel.from_pretrained(folder, local_files_only=True).get_input_embeddings().weight.detach()
     text = Path(text_file).expanduser().read_text(encoding="utf-8")
     ids = torch.as_tensor(tokenizer(text)["input_ids"], dtype=torch.long)
     return table.to(torch.float64), ids

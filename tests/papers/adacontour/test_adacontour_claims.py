@@ -152,7 +152,9 @@ def test_sabotage_robustness_free(depth3):
 
 
 def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
-    from shared.papers.adacontour.verdict import EXPECTED_NA
+    from shared.config import load_expected_na
+
+    EXPECTED_NA = load_expected_na("adacontour")
 
     args = GOOD
     for scale in ("cpu", "smoke"):

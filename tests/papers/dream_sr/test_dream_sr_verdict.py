@@ -92,3 +92,13 @@ def test_sabotage_finite():
 def test_smoke_is_pipeline_only():
     v = verdicts(cfg=SimpleNamespace(scale="smoke", iters=600, eval_K=5, sweep_iters=[300, 600]))
     assert all(v[c] == "N/A" for c in CLAIMS)
+
+
+@pytest.mark.parametrize("column", ["iteration", "K", "arm"])
+def test_a_row_without_its_id_fails_the_claims_instead_of_vanishing(column):
+    """A NaN iteration would drop the row from the comparison while the other rows still PASS."""
+    evals = brief_evals()
+    evals[column] = evals[column].astype(object)
+    evals.loc[(evals.arm == "standard") & (evals.K == 5), column] = math.nan
+    v = verdicts(evals)
+    assert all(v[c] == "FAIL" for c in CLAIMS) and v["finite"] == "FAIL"

@@ -226,7 +226,9 @@ def test_seed_rule_claims_are_shown_not_asserted():
 
 
 def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
-    from shared.papers.icl_compression.verdict import EXPECTED_NA
+    from shared.config import load_expected_na
+
+    EXPECTED_NA = load_expected_na("icl_compression")
 
     for scale in ("smoke", "cpu"):
         book = record_claims(ClaimBook("icl_compression", scale=scale, expected_na=EXPECTED_NA, shown={}), *tables(),

@@ -205,7 +205,9 @@ def test_claim_values_from_hand_made_runs():
 
 
 def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
-    from shared.papers.layerwise_similarity.verdict import EXPECTED_NA
+    from shared.config import load_expected_na
+
+    EXPECTED_NA = load_expected_na("layerwise_similarity")
 
     text, runs = healthy()
     book = record_claims(ClaimBook("layerwise_similarity", scale="cpu", expected_na=EXPECTED_NA), text, runs, None, "cpu")

@@ -138,3 +138,16 @@ def test_sabotage_scl_on_par_with_full():
     worse.loc[ft.method == "scl", "test_acc"] = ft[ft.method == "lp"].test_acc.to_numpy()
     assert verdicts(ft=worse)["scl_on_par_with_full"] == "FAIL"
     assert verdicts(ft=_set(ft, ft.method == "scl", test_acc=math.nan))["scl_on_par_with_full"] == "FAIL"
+
+
+@pytest.mark.parametrize("table, column", [("probes", "seed"), ("probes", "variant"), ("ft", "seed"), ("ft", "n")])
+def test_a_row_without_its_id_fails_the_claims_instead_of_vanishing(table, column):
+    """A NaN seed (or variant, n) would drop the row from every groupby while the others still PASS."""
+    p, ft = probes_table(), ft_table()
+    if table == "probes":
+        p = _set(p, p.index == 3, **{column: math.nan})
+        claim = "downstream_nc1_predicts_transfer"
+    else:
+        ft = _set(ft, ft.index == 0, **{column: math.nan})
+        claim = "scl_beats_lp"
+    assert verdicts(p, ft, scale="paper")[claim] == "FAIL"

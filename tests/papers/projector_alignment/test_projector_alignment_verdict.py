@@ -104,7 +104,9 @@ def test_seed_rule_claims_are_info():
 
 
 def test_the_declared_na_make_a_healthy_cpu_run_reproduce():
-    from shared.papers.projector_alignment.verdict import EXPECTED_NA
+    from shared.config import load_expected_na
+
+    EXPECTED_NA = load_expected_na("projector_alignment")
 
     book = record_claims(ClaimBook("projector_alignment", scale="cpu", expected_na=EXPECTED_NA, shown={}),
                          {0.0: ARM0, 1.0: ARM1}, "cpu")

@@ -14,7 +14,10 @@ from shared import claims
 from shared.papers.residual_convergence.experiments import grid, run_sweep
 from shared.papers.residual_convergence.inputs import make_problem
 from shared.papers.residual_convergence.summary import claim_values, paired_runs, r2_pass_rate
-from shared.papers.residual_convergence.verdict import EXPECTED_NA, record_claims
+from shared.config import load_expected_na
+from shared.papers.residual_convergence.verdict import record_claims
+
+EXPECTED_NA = load_expected_na("residual_convergence")
 
 BETAS = [1.0, 100.0, 1000.0]
 FULL = ["residual_conditioning", "softmax_ill_conditioning", "conditioning_gap", "residual_converges",
