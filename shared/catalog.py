@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 CATALOG_FILE = Path(__file__).resolve().parent / "catalog.yaml"
+NO_POWER = ("no power yet", "power not shown")   # how an ablation entry says its claim's test shows no power
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class Paper:
     arxiv: str
     curves: tuple[Curve, ...] = ()
     ablations: tuple[tuple[str, str], ...] = ()   # (headline claim id, what its ablation test found, in words)
+
+    @property
+    def unpowered(self) -> list[str]:
+        """Headline claims whose ablation test does not show power yet: their text starts with one of
+        NO_POWER (the ablated run still passes, or the test-size run cannot pass either)."""
+        return [claim for claim, text in self.ablations if text.startswith(NO_POWER)]
 
     @property
     def url(self) -> str:

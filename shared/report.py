@@ -144,6 +144,11 @@ class PaperResult:
         return sum(c.verdict == "PASS" for c in self.sanity_checks)
 
     @property
+    def sanity_applied(self) -> int:
+        """Sanity checks that applied at this scale (N/A ones, e.g. a smoke-only check at cpu, aside)."""
+        return sum(c.verdict != "N/A" for c in self.sanity_checks)
+
+    @property
     def status(self) -> str:
         """not-run | broken (a sanity check fails) | unchecked (no PASS/FAIL claim) | pass (reproduces: the
         rule above) | incomplete (no FAIL, but a smoke run, more N/A than declared or a headline claim not
@@ -152,7 +157,7 @@ class PaperResult:
             return "not-run"
         if self.unreadable:
             return "unreadable"
-        if self.sanity_passed < len(self.sanity_checks):
+        if self.sanity_passed < self.sanity_applied:
             return "broken"
         if not self.total:
             return "unchecked"
@@ -375,7 +380,7 @@ def summary(papers: list[PaperResult]) -> dict[str, Any]:
         "papers": len(papers), "ran": len(ran),
         "reproduced": sum(p.status == "pass" for p in ran),
         "passed": sum(p.passed for p in ran), "total": sum(p.total for p in ran),
-        "sanity_passed": sum(p.sanity_passed for p in ran), "sanity_total": sum(len(p.sanity_checks) for p in ran),
+        "sanity_passed": sum(p.sanity_passed for p in ran), "sanity_total": sum(p.sanity_applied for p in ran),
         "failed": sum(p.failed for p in ran), "na": sum(p.na for p in ran), "info": sum(p.info for p in ran),
         "wall_time_s": sum(p.run.get("wall_time_s") or 0 for p in ran),
         "latest": max((p.run.get("started") or "" for p in ran), default=""),
@@ -427,7 +432,7 @@ def readme_table(papers: list[PaperResult]) -> str:
             headline = p.headline_claims
             held = f"{sum(c.verdict == 'PASS' for c in headline)}/{len(headline)}" if headline else "–"
             rows.append(f"| {name} | {STATUS_LABELS[p.status]} | {held} | {p.passed}/{p.total} | {p.failed} | "
-                        f"{p.na} (declared {p.expected_na}) | {p.info} | {p.sanity_passed}/{len(p.sanity_checks)} pass | "
+                        f"{p.na} (declared {p.expected_na}) | {p.info} | {p.sanity_passed}/{p.sanity_applied} pass | "
                         f"{scale} |")
         else:
             rows.append(f"| {name} | not run | – | – | – | – | – | – | {scale} |")

@@ -116,6 +116,8 @@ def compare_all(rev: str = "HEAD") -> list[PaperComparison]:
 def headline(results: list[PaperComparison]) -> str:
     """One line: how many papers kept their verdicts and their values."""
     ran = [r for r in results if r.status not in ("not run", "no baseline")]
+    if not ran:
+        return f"no paper compared: {len(results)} without a run or a committed baseline"
     same = sum(r.same_verdicts for r in ran)
     identical = sum(r.status == "identical" for r in ran)
     if ran and identical == len(ran):

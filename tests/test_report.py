@@ -356,3 +356,24 @@ def test_a_headline_claim_shows_its_ablation(repo):
     section = text(element((repo / "results" / "index.html").read_text(), "section", "toy_pass"))
     assert "Headline claims statement of nc1_small" in section
     assert "ablation test: untrained, it FAILs, as it should" in section
+
+
+def test_a_sanity_check_that_does_not_apply_is_neither_passed_nor_failed():
+    applied = report.Claim("kappa_gap", "s", 40.0, ">", 30.0, "PASS", kind="sanity")
+    smoke_only = report.Claim("smoke_kappa_gap", "s", None, ">", 100.0, "N/A", "smoke only", kind="sanity")
+    solid = report.Claim("solid", "s", 1.0, ">", 0.5, "PASS")
+    paper = report.PaperResult("p", None, Path("nb.ipynb"), Path("results/p"), ran=True,
+                               claims=[solid, applied, smoke_only], passed=1, total=1, run={"scale": "cpu"})
+    assert (paper.sanity_passed, paper.sanity_applied, paper.status) == (1, 1, "pass")
+
+
+def test_a_headline_claim_whose_ablation_shows_no_power_is_flagged(repo):
+    import dataclasses
+
+    rewrite_claims(repo, "toy_pass", headline=["nc1_small", "acc_high"])
+    catalog = {**CATALOG, "toy_pass": dataclasses.replace(CATALOG["toy_pass"], ablations=(
+        ("nc1_small", "untrained, it FAILs, as it should"), ("acc_high", "no power yet: a random model passes too")))}
+    assert catalog["toy_pass"].unpowered == ["acc_high"]
+    assert report.main(["--root", str(repo)], catalog=catalog) == 0
+    section = text(element((repo / "results" / "index.html").read_text(), "section", "toy_pass"))
+    assert "power not shown the ablation tests of acc_high do not yet show" in section

@@ -49,6 +49,7 @@ def test_the_headline_counts_papers(tmp_path, monkeypatch):
     assert reproduction.headline(results) == ("2/3 papers compared: same verdicts; identical values in 1 "
                                               "(1 without a run or baseline)")
     assert "same verdicts, identical values" in reproduction.headline(results[:1])
+    assert reproduction.headline(results[2:]) == "no paper compared: 1 without a run or a committed baseline"
 
 
 def git(root, *args):
