@@ -26,6 +26,7 @@ from shared.papers.adacontour import data
 from shared.papers.adacontour import experiments as ex
 from shared.papers.adacontour.contours import decode, hierarchical_encode, iou
 from shared.papers.adacontour.verdict import record_claims
+from tests.ablation import assert_ablation_fails
 
 SEED = 0
 # The cpu preset's knobs (hybrid centers, closing 1, M 8 for the claims, robust_M 8, 30% Gaussian outliers,
@@ -111,17 +112,6 @@ def books() -> dict[str, ClaimBook]:
         "single_center_same_storage": Run(horse_table, storage_blobs, unablated.energy, robust),
     }
     return {name: verdicts(run, disk_iou) for name, run in runs.items()}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from shared.claims import ClaimBook
 from shared.config import load_presets
 from shared.papers.dream_sr import experiments as E
 from shared.papers.dream_sr.verdict import record_claims
+from tests.ablation import assert_ablation_fails
 
 HEADLINE = ["dream_beats_standard", "fewer_steps_10x", "faster_training_2x", "ssim_gain"]
 # The smoke preset (the notebook's own smallest size: 16 iterations per arm at batch 8, 8 test images, DDIM at
@@ -63,17 +64,6 @@ def books() -> dict[str, ClaimBook]:
     return {name: record_claims(ClaimBook("dream_sr", scale="cpu", shown={}), history, evals, pair_difference,
                                 bicubic_psnr, CFG)
             for name, (history, evals) in runs.items()}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 # Measured (smoke preset, seed 0, one thread; PSNR in dB): the unablated run is far below every cpu threshold.

@@ -26,6 +26,7 @@ from shared.papers.efficiency_spectrum import experiments as ex
 from shared.papers.efficiency_spectrum import scaling as sc
 from shared.papers.efficiency_spectrum.verdict import record_claims
 from shared.toolkit import llm
+from tests.ablation import assert_ablation_fails
 
 SEED = 0
 # The cpu preset's model (SmolLM2-135M, float32), text, RTN group and SmoothQuant alpha; one 64-token perplexity
@@ -134,17 +135,6 @@ def books() -> dict[str, ClaimBook]:
                "sizes_permuted": scaling(with_sizes_permuted(unablated["grid"]))}
     return {"unablated": verdicts(common, **unablated)} | {
         name: verdicts(common, **(unablated | parts)) for name, parts in ablated.items()}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from shared.claims import ClaimBook
 from shared.papers.generalized_nc import data
 from shared.papers.generalized_nc import experiments as ex
 from shared.papers.generalized_nc.verdict import record_claims
+from tests.ablation import assert_ablation_fails
 
 SEED = 0
 # The cpu preset's solver (3,000 Adam steps) on the two codes the claims read; its UFM setting (K = 100, d = 10,
@@ -88,17 +89,6 @@ def books() -> dict[str, ClaimBook]:
                           at_tau_one(net, NET_SMALL)),
     }
     return {"unablated": verdicts(unablated, codes)} | {name: verdicts(t, codes) for name, t in ablated.items()}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 @pytest.mark.slow

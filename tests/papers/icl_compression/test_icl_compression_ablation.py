@@ -21,6 +21,7 @@ from shared.papers.icl_compression import experiments as icl
 from shared.papers.icl_compression.tasks import DEFAULT_FORMAT, build_prompt
 from shared.papers.icl_compression.verdict import record_claims
 from shared.toolkit import llm
+from tests.ablation import assert_ablation_fails
 
 SEED = 0
 # The cpu preset's model (SmolLM2-135M, fp32), ten tasks, prompt format, batch and TDNV reduction (mean); 8 prompts
@@ -67,17 +68,6 @@ def books() -> dict[str, ClaimBook]:
     return {"unablated": verdicts(evals),
             "shuffled_tasks": verdicts(with_shuffled_tasks(evals)),
             "no_demonstrations": verdicts(without_demonstrations(model, tokenizer, evals))}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict}; {found.note})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 SHAPE_CLAIMS = ["compression", "expansion", "argmin_after_half", "argmin_before_0.9"]

@@ -21,6 +21,7 @@ from shared.claims import ClaimBook
 from shared.papers.layerwise_similarity import experiments as ex
 from shared.papers.layerwise_similarity.verdict import record_claims
 from shared.toolkit.hf_hidden import minilm_path
+from tests.ablation import assert_ablation_fails
 
 SEED = 0
 # The cpu preset's text knobs with fewer sentences and tokens (cpu: 256, 3,000); the smoke preset's ViT (depth 4,
@@ -75,17 +76,6 @@ def books(tmp_path_factory) -> dict[str, ClaimBook]:
         "untrained": verdicts(random_text, runs | {"standard": untrained, "aligned": untrained}),
         "aligned_as_standard": verdicts(trained_text, runs | {"aligned": runs["standard"]}),
     }
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from shared.papers.nc_losses.width_epochs import grid_network, train_grid
 from shared.toolkit.models import create_model
 from shared.toolkit.train import Batch, TrainSettings, train_one_run, train_runs
 from shared.toolkit.ufm import UFMSettings, train_ufm
+from tests.ablation import assert_ablation_fails
 
 # The cpu preset's knobs (weight decay, lr, momentum, clipping, batch, loss hyperparameters, the UFM's d,
 # lambda and lr) at a size that fits a unit test: 30 training images per class (200 test), a 3 x 256 MLP for
@@ -111,17 +112,6 @@ def books() -> dict[str, ClaimBook]:
         "shuffled_labels": Run(ufm, UFM.steps, noise, width_epoch_cells(noise, train, test)),
     }
     return {name: verdicts(run) for name, run in runs.items()}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 @pytest.mark.slow

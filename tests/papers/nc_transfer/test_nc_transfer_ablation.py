@@ -30,6 +30,7 @@ import torch
 from shared.claims import ClaimBook
 from shared.papers.nc_transfer import experiments as ex
 from shared.papers.nc_transfer.verdict import record_claims
+from tests.ablation import assert_ablation_fails
 
 SEED = 0
 # The cpu preset's data (MNIST-5k digits 0-4 -> 5-9), MLP, optimisers and fine-tuning (100 epochs, lr 0.01,
@@ -114,17 +115,6 @@ def books() -> dict[str, ClaimBook]:
         "scl_no_skip": (probes, scl_modified(ft_encoders, pool, classes, ft, no_skip)),
     }
     return {name: verdicts(p, f) for name, (p, f) in runs.items()}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from shared.claims import ClaimBook
 from shared.data import load_mnist_subset
 from shared.papers.projector_alignment import experiments as ex
 from shared.papers.projector_alignment.verdict import record_claims
+from tests.ablation import assert_ablation_fails
 
 SEED = 0
 # The cpu preset's toy MLLM and optimisers, at a small size: the smoke preset's encoder (6 steps at batch 128: it
@@ -55,17 +56,6 @@ def books() -> dict[str, ClaimBook]:
     return {"unablated": verdicts(metrics),
             "aligned_at_lambda_0": verdicts({0.0: metrics[0.0], 1.0: metrics[0.0]}),
             "untrained_caption_projector": verdicts({0.0: untrained[0.0], 1.0: metrics[1.0]})}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from scipy import stats
 from shared.claims import ClaimBook
 from shared.papers.residual_convergence import experiments, inputs, summary
 from shared.papers.residual_convergence.verdict import record_claims
+from tests.ablation import assert_ablation_fails
 
 # The smoke preset's problem (nN = 32 <= d = 64: in the regime of the theorem), the cpu preset's GD step, alpha
 # sweep and beta = 1, 100 of its betas; one seed and 600 steps (cpu: 3 seeds, 1,000 and 1,500 steps).
@@ -87,17 +88,6 @@ def books() -> dict[str, ClaimBook]:
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         gd_off = verdicts(run_sweeps(eta=0.0))
     return {"unablated": unablated, "no_residual": no_residual, "gd_off": gd_off}
-
-
-def measured(book: ClaimBook, claim: str) -> str:
-    found = next(c for c in book.claims if c.name == claim)
-    return f"{claim} = {found.measured!r} ({found.verdict})"
-
-
-def assert_ablation_fails(books: dict[str, ClaimBook], claim: str, ablation: str) -> None:
-    """The claim PASSes unablated and FAILs without the ingredient, at the same size."""
-    assert books["unablated"].verdict_of(claim) == "PASS", measured(books["unablated"], claim)
-    assert books[ablation].verdict_of(claim) == "FAIL", measured(books[ablation], claim)
 
 
 @pytest.mark.slow
